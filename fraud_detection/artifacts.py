@@ -1,0 +1,226 @@
+"""The model artifact format: save, load, manifest, sha256 check, and the ``latest`` pointer.
+
+Layout in the store::
+
+    models/<version>/model.joblib     the fitted scikit-learn estimator (features -> probability)
+    models/<version>/metrics.json     evaluation on the held-out period
+    models/<version>/report.html      human-readable evaluation
+    models/<version>/manifest.json    everything needed to trust and use model.joblib (written last)
+    models/latest.json                the pointer the API follows (one atomic write, written last)
+
+A model file is only ever unpickled after its sha256 matched the manifest and the manifest's library
+versions are ones this process can honour.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+from datetime import datetime, timezone
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from pydantic import BaseModel, Field
+
+from fraud_detection import __version__
+from fraud_detection.storage import Store, StorageError
+
+MODELS = "models"
+LATEST_KEY = f"{MODELS}/latest.json"
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.html"
+
+
+class ArtifactError(RuntimeError):
+    """An artifact that must not be used: missing, tampered with, or built by incompatible libraries."""
+
+
+class FeatureSpec(BaseModel):
+    name: str
+    dtype: str = "float64"
+    kind: str
+    description: str = ""
+
+
+class SplitCounts(BaseModel):
+    rows: int
+    frauds: int
+    start: str | None = None
+    end: str | None = None
+
+
+class Threshold(BaseModel):
+    value: float
+    method: str
+
+
+class Promotion(BaseModel):
+    promoted: bool
+    reason: str
+    champion_version: str | None = None
+    decided_at: str | None = None
+
+
+class Manifest(BaseModel):
+    version: str
+    created_at: str
+    code_version: str
+    model_type: str
+    training_data: dict[str, SplitCounts] = Field(description="train / validation / test splits")
+    training_sample: dict[str, Any] = Field(default_factory=dict, description="rows collected to the driver")
+    input_files: list[str] = Field(default_factory=list)
+    features: list[FeatureSpec]
+    threshold: Threshold
+    metrics: dict[str, Any]
+    libraries: dict[str, str]
+    model_file: str = MODEL_FILE
+    model_sha256: str
+    promotion: Promotion | None = None
+
+
+class LatestPointer(BaseModel):
+    version: str
+    manifest: str
+    model_sha256: str
+    published_at: str
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def model_bytes(model: Any) -> bytes:
+    buf = io.BytesIO()
+    joblib.dump(model, buf, compress=3)
+    return buf.getvalue()
+
+
+def new_version(model_blob: bytes, now: datetime | None = None) -> str:
+    """Sortable version id: UTC timestamp + short content hash, e.g. ``20261121T120501Z-3fa2c1d0``."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%S')}{now.microsecond // 1000:03d}Z-{sha256_hex(model_blob)[:8]}"
+
+
+def version_key(version: str, name: str) -> str:
+    if "/" in version or ".." in version:
+        raise ArtifactError(f"invalid version {version!r}")
+    return f"{MODELS}/{version}/{name}"
+
+
+def save_artifact(
+    store: Store,
+    *,
+    version: str,
+    model_blob: bytes,
+    manifest: Manifest,
+    metrics: dict[str, Any],
+    report_html: str,
+) -> None:
+    """Write a version's files; the manifest goes last so a half-written version is never trusted."""
+    if manifest.model_sha256 != sha256_hex(model_blob):
+        raise ArtifactError("manifest sha256 does not match the model bytes")
+    store.write_bytes(version_key(version, MODEL_FILE), model_blob)
+    store.write_bytes(version_key(version, METRICS_FILE), json.dumps(metrics, indent=2).encode())
+    store.write_bytes(version_key(version, REPORT_FILE), report_html.encode())
+    write_manifest(store, manifest)
+
+
+def write_manifest(store: Store, manifest: Manifest) -> None:
+    store.write_bytes(version_key(manifest.version, MANIFEST_FILE), manifest.model_dump_json(indent=2).encode())
+
+
+def read_manifest(store: Store, version: str) -> Manifest:
+    try:
+        return Manifest.model_validate_json(store.read_bytes(version_key(version, MANIFEST_FILE)))
+    except StorageError as exc:
+        raise ArtifactError(f"no manifest for version {version}") from exc
+    except ValueError as exc:
+        raise ArtifactError(f"unreadable manifest for version {version}: {exc}") from exc
+
+
+def list_versions(store: Store) -> list[str]:
+    versions = {o.key.split("/")[1] for o in store.list(f"{MODELS}/") if o.key.endswith(f"/{MANIFEST_FILE}")}
+    return sorted(versions)
+
+
+def publish_latest(store: Store, manifest: Manifest) -> LatestPointer:
+    """Point ``latest`` at a version: one atomic write (rename locally, single PUT on S3)."""
+    pointer = LatestPointer(
+        version=manifest.version,
+        manifest=version_key(manifest.version, MANIFEST_FILE),
+        model_sha256=manifest.model_sha256,
+        published_at=utc_now(),
+    )
+    store.write_bytes(LATEST_KEY, pointer.model_dump_json(indent=2).encode())
+    return pointer
+
+
+def read_latest(store: Store) -> LatestPointer | None:
+    if store.head(LATEST_KEY) is None:
+        return None
+    try:
+        return LatestPointer.model_validate_json(store.read_bytes(LATEST_KEY))
+    except ValueError as exc:
+        raise ArtifactError(f"unreadable {LATEST_KEY}: {exc}") from exc
+
+
+def check_compatible(manifest: Manifest) -> None:
+    """Refuse artifacts pickled by a scikit-learn / numpy this process cannot honour."""
+    ours = library_versions()
+    for lib, exact_minor in (("scikit-learn", True), ("numpy", False)):
+        theirs = manifest.libraries.get(lib)
+        if theirs is None:
+            raise ArtifactError(f"manifest names no {lib} version")
+        a, b = theirs.split("."), ours[lib].split(".")
+        same = a[:2] == b[:2] if exact_minor else a[0] == b[0]
+        if not same:
+            raise ArtifactError(f"model built with {lib} {theirs}; this process has {ours[lib]}")
+
+
+def load_model(store: Store, version: str) -> tuple[Manifest, Any]:
+    """Load a version, verifying sha256 and library versions before unpickling."""
+    manifest = read_manifest(store, version)
+    check_compatible(manifest)
+    try:
+        blob = store.read_bytes(version_key(version, manifest.model_file))
+    except StorageError as exc:
+        raise ArtifactError(f"model file missing for version {version}") from exc
+    digest = sha256_hex(blob)
+    if digest != manifest.model_sha256:
+        raise ArtifactError(
+            f"sha256 mismatch for version {version}: manifest {manifest.model_sha256[:12]}…, file {digest[:12]}…"
+        )
+    return manifest, joblib.load(io.BytesIO(blob))
+
+
+def load_latest(store: Store) -> tuple[Manifest, Any]:
+    pointer = read_latest(store)
+    if pointer is None:
+        raise ArtifactError(f"no {LATEST_KEY} in the store")
+    manifest, model = load_model(store, pointer.version)
+    if manifest.model_sha256 != pointer.model_sha256:
+        raise ArtifactError(f"{LATEST_KEY} and manifest of {pointer.version} disagree on sha256")
+    return manifest, model
+
+
+def code_version() -> str:
+    return __version__

@@ -1,0 +1,88 @@
+"""One typed settings object, read from the environment (prefix ``FRAUD_``).
+
+Nothing else in the project reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore")
+
+    # --- storage -----------------------------------------------------------------------------
+    store_uri: str = Field("./var", description="Root of the bucket: a local folder or s3://bucket[/prefix].")
+    aws_endpoint_url: str | None = Field(None, description="Override for AWS endpoints (local emulator).")
+    aws_region: str = "us-east-1"
+
+    # --- key-value state: idempotency, prediction log, card history --------------------------
+    kv_backend: Literal["sqlite", "dynamodb"] = Field(
+        "sqlite", description="sqlite: files under <store>/var-state (embedded); dynamodb: the tables below."
+    )
+    idempotency_table: str = "fraud-idempotency"  # pk "id" (S), TTL "expires_at"
+    prediction_log_table: str = "fraud-prediction-log"  # pk "prediction_id" (S), TTL "expires_at"
+    card_history_table: str = "fraud-card-history"  # pk "card_key" (S), sk "ts_id" (S), TTL "expires_at"
+    card_history_ttl_days: int = 35
+    prediction_log_ttl_days: int = 400
+
+    # --- retraining --------------------------------------------------------------------------
+    launcher: Literal["local", "glue"] = Field("local", description="local: subprocess job; glue: start_job_run")
+    glue_job_name: str = "fraud-train"
+
+    # --- secrets -----------------------------------------------------------------------------
+    card_hash_key: SecretStr | None = Field(
+        None,
+        description="Key of the keyed card-number hash. Unset on a local store: a random key is created "
+        "once under <store>/secrets/. Required on s3:// stores (from Secrets Manager / SSM).",
+    )
+
+    # --- Spark / catalog ---------------------------------------------------------------------
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "6g"
+    spark_shuffle_partitions: int = 8
+    catalog_database: str = "fraud"
+    catalog_mode: Literal["local", "glue"] = Field(
+        "local", description="local: Spark catalog with a Derby metastore in the store; glue: Glue Data Catalog."
+    )
+
+    # --- training ----------------------------------------------------------------------------
+    model: Literal["hgb", "rf", "cluster"] = "hgb"
+    test_months: int = Field(2, ge=1, description="Newest months held out as the test period.")
+    validation_months: int = Field(1, ge=1, description="Months before the test period used to pick the threshold.")
+    max_training_rows: int = Field(
+        400_000, ge=1_000, description="Bound on rows collected to the driver: all frauds plus a weighted sample."
+    )
+    random_seed: int = 42
+    min_roc_auc: float = Field(0.89, description="Floor: below it the model is not published as latest.")
+    min_pr_auc: float = Field(0.5, description="Floor: below it the model is not published as latest.")
+    promotion_tolerance: float = Field(0.002, description="Challenger may be this much worse in PR-AUC and still win.")
+
+    # --- scoring API ---------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="Interface the scoring API binds (0.0.0.0 in the container).")
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    api_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated API key entries '<key_id>:<salt_hex>:<sha256(salt+key) hex>' "
+        "(make one with `fraud serve --new-api-key`). Unset: every scoring call gets 401.",
+    )
+    api_rate_limit_per_s: float = Field(200.0, gt=0, description="Sustained requests per second per API key.")
+    api_rate_limit_burst: int = Field(400, ge=1, description="Requests a key may make at once before 429.")
+    api_max_batch: int = Field(1000, ge=1, description="Most transactions in one /v1/score/batch call.")
+    api_max_body_bytes: int = Field(2_000_000, ge=1024, description="Larger request bodies get 413.")
+    api_reload_interval_s: float = Field(5.0, gt=0, description="How often models/latest.json is polled.")
+    api_state_dir: str | None = Field(
+        None, description="SQLite state (card history, prediction log); default <store>/state or ./var/state."
+    )
+    api_card_history_max_rows: int = Field(2000, ge=1, description="Most recent rows per card read for features.")
+    api_graceful_timeout_s: int = Field(20, ge=1, description="SIGTERM: wait this long for requests in flight.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

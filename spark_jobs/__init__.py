@@ -1,0 +1,1 @@
+"""PySpark jobs, engine-agnostic: the same functions run on local[*] and as an AWS Glue 5.x job."""
