@@ -18,7 +18,7 @@ import hashlib
 import io
 import json
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import joblib
@@ -27,7 +27,7 @@ import sklearn
 from pydantic import BaseModel, Field
 
 from fraud_detection import __version__
-from fraud_detection.storage import Store, StorageError
+from fraud_detection.storage import StorageError, Store
 
 MODELS = "models"
 LATEST_KEY = f"{MODELS}/latest.json"
@@ -105,7 +105,7 @@ def sha256_hex(data: bytes) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def model_bytes(model: Any) -> bytes:
@@ -116,7 +116,7 @@ def model_bytes(model: Any) -> bytes:
 
 def new_version(model_blob: bytes, now: datetime | None = None) -> str:
     """Sortable version id: UTC timestamp + short content hash, e.g. ``20261121T120501Z-3fa2c1d0``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now.strftime('%Y%m%dT%H%M%S')}{now.microsecond // 1000:03d}Z-{sha256_hex(model_blob)[:8]}"
 
 

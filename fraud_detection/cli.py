@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # one readable line for the user; the traceback goes to the debug log
         log.debug("command failed", exc_info=True)
-        print(f"{args.command}: FAILED after {time.monotonic() - started:.1f}s: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"{args.command}: FAILED after {time.monotonic() - started:.1f}s: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     return rc

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import calendar
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +116,9 @@ FEATURES: tuple[Feature, ...] = (
         lambda o: o.where(o.hist("count", "30d") > 0, o.col("ts_s") - o.hist("last_ts", "30d"), float(MAX_WINDOW_S)),
         "seconds since the card's previous transaction (capped at 30 days)",
     ),
-    Feature("n_night_24h", lambda o: o.hist("count_night", "24h"), "card's night transactions, previous 24 h", "ordinal"),
+    Feature(
+        "n_night_24h", lambda o: o.hist("count_night", "24h"), "card's night transactions, previous 24 h", "ordinal"
+    ),
     Feature(
         "n_online_24h", lambda o: o.hist("count_online", "24h"), "card's online transactions, previous 24 h", "ordinal"
     ),
@@ -144,14 +147,14 @@ class History:
     category_idx: np.ndarray
 
     @staticmethod
-    def empty() -> "History":
+    def empty() -> History:
         return History(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64))
 
     @staticmethod
-    def from_records(records: list[tuple[int, float, int]]) -> "History":
+    def from_records(records: list[tuple[int, float, int]]) -> History:
         if not records:
             return History.empty()
-        ts, amt, cat = zip(*records)
+        ts, amt, cat = zip(*records, strict=False)
         return History(np.asarray(ts, np.int64), np.asarray(amt, np.float64), np.asarray(cat, np.int64))
 
 

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     )
     api_card_history_max_rows: int = Field(2000, ge=1, description="Most recent rows per card read for features.")
     api_graceful_timeout_s: int = Field(20, ge=1, description="SIGTERM: wait this long for requests in flight.")
+    api_access_log: bool = Field(False, description="One log line per request (errors are always logged).")
 
 
 @lru_cache(maxsize=1)

@@ -17,8 +17,18 @@ PACKAGES = ("fraud_detection", "spark_jobs")
 # Provided by the Glue 5.0 runtime (Spark 3.5.4, Python 3.11): never shipped again.
 GLUE_PROVIDED = {"pyspark", "py4j", "boto3", "botocore", "s3transfer", "numpy", "pandas", "pyarrow", "scipy"}
 # What the job imports that the runtime does not have (and their pinned versions from the lock).
-JOB_MODULES = ("scikit-learn", "joblib", "great-expectations", "pydantic", "pydantic-settings", "matplotlib",
-               "mlflow-skinny", "sqlalchemy", "alembic", "skops")
+JOB_MODULES = (
+    "scikit-learn",
+    "joblib",
+    "great-expectations",
+    "pydantic",
+    "pydantic-settings",
+    "matplotlib",
+    "mlflow-skinny",
+    "sqlalchemy",
+    "alembic",
+    "skops",
+)
 
 
 def additional_python_modules(lock_path: Path = ROOT / "Pipfile.lock") -> list[str]:

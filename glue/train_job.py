@@ -49,7 +49,9 @@ def main(argv: list[str]) -> int:
         on_glue = False
 
     args = _glue_args(argv) if on_glue else _plain_args(argv)
-    settings = Settings(store_uri=args["store_uri"], catalog_mode=args.get("catalog_mode", "glue" if on_glue else "local"))
+    settings = Settings(
+        store_uri=args["store_uri"], catalog_mode=args.get("catalog_mode", "glue" if on_glue else "local")
+    )
     store = open_store(settings.store_uri, endpoint_url=settings.aws_endpoint_url, region=settings.aws_region)
     job = None
     if on_glue:

@@ -126,7 +126,11 @@ def metrics(h: ScoreHistogram, threshold: float) -> dict[str, Any]:
         "threshold": float(threshold),
         "recall_at_1pct_fpr": recall_at_fpr(h, 0.01),
         "recall_at_0_1pct_fpr": recall_at_fpr(h, 0.001),
-        "confusion_matrix": {**cm, "layout": "[[tn, fp], [fn, tp]]", "matrix": [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]]},
+        "confusion_matrix": {
+            **cm,
+            "layout": "[[tn, fp], [fn, tp]]",
+            "matrix": [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]],
+        },
     }
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from functools import reduce
-from typing import Any, Iterator
+from typing import Any
 
 from fraud_detection import artifacts, contract
 from fraud_detection.card_key import resolve_key
@@ -148,7 +149,9 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
 
     # --- split ------------------------------------------------------------------------------------
     with stage("split"):
-        bounds = feats.agg(F.min("trans_date_trans_time").alias("lo"), F.max("trans_date_trans_time").alias("hi")).first()
+        bounds = feats.agg(
+            F.min("trans_date_trans_time").alias("lo"), F.max("trans_date_trans_time").alias("hi")
+        ).first()
         ts_split = split.choose_split(
             bounds["lo"], bounds["hi"], settings.test_months, settings.validation_months, request.test_from
         )
@@ -164,10 +167,19 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
     # --- train + evaluate the candidate and its comparisons -----------------------------------------
     with stage("train_sample"):
         sample = train.collect_sample(
-            train_df, splits["train"]["rows"], splits["train"]["frauds"], settings.max_training_rows, settings.random_seed
+            train_df,
+            splits["train"]["rows"],
+            splits["train"]["frauds"],
+            settings.max_training_rows,
+            settings.random_seed,
         )
     results: dict[str, dict[str, Any]] = {}
-    compare = [m for m in dict.fromkeys([model_type, *request.compare, *([settings.model] if model_type != settings.model else [])])]
+    compare = [
+        m
+        for m in dict.fromkeys(
+            [model_type, *request.compare, *([settings.model] if model_type != settings.model else [])]
+        )
+    ]
     for name in compare:
         with stage(f"fit_{name}"):
             t0 = time.monotonic()
@@ -225,7 +237,9 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
         promotion=promotion.model_dump(),
         validation_docs=record.extra.get("validation_docs"),
     )
-    artifacts.save_artifact(store, version=version, model_blob=blob, manifest=manifest, metrics=metrics_doc, report_html=html)
+    artifacts.save_artifact(
+        store, version=version, model_blob=blob, manifest=manifest, metrics=metrics_doc, report_html=html
+    )
     if promotion.promoted:
         artifacts.publish_latest(store, manifest)  # written last, in one atomic write
     record.version = version
@@ -252,8 +266,15 @@ def _split_counts(fs) -> dict[str, dict[str, Any]]:
         )
         .collect()
     )
-    out = {r["split"]: {"rows": int(r["rows"]), "frauds": int(r["frauds"] or 0),
-                        "start": str(r["start"]), "end": str(r["end"])} for r in rows}
+    out = {
+        r["split"]: {
+            "rows": int(r["rows"]),
+            "frauds": int(r["frauds"] or 0),
+            "start": str(r["start"]),
+            "end": str(r["end"]),
+        }
+        for r in rows
+    }
     return {k: out[k] for k in ("train", "validation", "test") if k in out}
 
 
@@ -267,8 +288,14 @@ def _importances(model, val_df, val_counts: dict[str, Any], settings: Settings) 
     if sample.y.sum() == 0:
         return {n: 0.0 for n in FEATURE_NAMES}, "none (no fraud in the validation period)"
     r = permutation_importance(
-        model, sample.X, sample.y, scoring="average_precision", n_repeats=3, random_state=settings.random_seed,
-        sample_weight=sample.weight, n_jobs=1,
+        model,
+        sample.X,
+        sample.y,
+        scoring="average_precision",
+        n_repeats=3,
+        random_state=settings.random_seed,
+        sample_weight=sample.weight,
+        n_jobs=1,
     )
     return {n: float(v) for n, v in zip(FEATURE_NAMES, r.importances_mean, strict=True)}, "permutation, PR-AUC drop"
 
@@ -278,7 +305,8 @@ def _decide_promotion(settings: Settings, store: Store, m: dict[str, Any], test_
     now = artifacts.utc_now()
     if m["roc_auc"] < settings.min_roc_auc or m["pr_auc"] < settings.min_pr_auc:
         return artifacts.Promotion(
-            promoted=False, decided_at=now,
+            promoted=False,
+            decided_at=now,
             reason=f"below the floor: roc_auc {m['roc_auc']:.4f} (min {settings.min_roc_auc}), "
             f"pr_auc {m['pr_auc']:.4f} (min {settings.min_pr_auc})",
         )
@@ -289,20 +317,28 @@ def _decide_promotion(settings: Settings, store: Store, m: dict[str, Any], test_
         champ_manifest, champ_model = artifacts.load_model(store, pointer.version)
     except artifacts.ArtifactError as exc:
         return artifacts.Promotion(
-            promoted=True, decided_at=now, champion_version=pointer.version,
+            promoted=True,
+            decided_at=now,
+            champion_version=pointer.version,
             reason=f"champion unusable ({exc}); challenger above the floor",
         )
     if [f.name for f in champ_manifest.features] != list(FEATURE_NAMES):
         return artifacts.Promotion(
-            promoted=True, decided_at=now, champion_version=pointer.version,
+            promoted=True,
+            decided_at=now,
+            champion_version=pointer.version,
             reason="champion uses another feature set and cannot be scored on this data; challenger above the floor",
         )
-    champ = evaluate.metrics(evaluate.histogram(evaluate.score_spark(test_df, champ_model)), champ_manifest.threshold.value)
+    champ = evaluate.metrics(
+        evaluate.histogram(evaluate.score_spark(test_df, champ_model)), champ_manifest.threshold.value
+    )
     tol = settings.promotion_tolerance
     better = m["pr_auc"] >= champ["pr_auc"] - tol
     verdict = "at least as good as" if better else "worse than"
     return artifacts.Promotion(
-        promoted=better, decided_at=now, champion_version=pointer.version,
+        promoted=better,
+        decided_at=now,
+        champion_version=pointer.version,
         reason=f"challenger pr_auc {m['pr_auc']:.4f} is {verdict} champion {champ['pr_auc']:.4f} "
         f"(tolerance {tol}) on the test period from {ts_split.test_from}",
     )

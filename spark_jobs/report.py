@@ -93,15 +93,31 @@ def render(
     pr = _pr_plot(curves, (metrics["recall"], metrics["precision"]))
     conf = _confusion_plot(cm)
     imp = _importance_plot(importances, f"Feature importance ({importance_method})")
-    headline = [{"metric": k, "value": metrics[k]} for k in (
-        "roc_auc", "pr_auc", "precision", "recall", "f1", "threshold", "recall_at_1pct_fpr", "recall_at_0_1pct_fpr")]
+    headline = [
+        {"metric": k, "value": metrics[k]}
+        for k in (
+            "roc_auc",
+            "pr_auc",
+            "precision",
+            "recall",
+            "f1",
+            "threshold",
+            "recall_at_1pct_fpr",
+            "recall_at_0_1pct_fpr",
+        )
+    ]
     split_rows = [{"split": k, **v} for k, v in splits.items()]
     cmp_cols = ["model", "roc_auc", "pr_auc", "precision", "recall", "f1", "recall_at_1pct_fpr", "fit_seconds"]
     promo = f"<pre>{html.escape(json.dumps(promotion, indent=2))}</pre>" if promotion else "<p>not decided</p>"
-    docs = f'<p>Data validation: <a href="../../{html.escape(validation_docs)}">Data Docs</a></p>' if validation_docs else ""
+    docs = (
+        f'<p>Data validation: <a href="../../{html.escape(validation_docs)}">Data Docs</a></p>'
+        if validation_docs
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Fraud model {html.escape(version)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}
+table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}th{{background:#f0f0f0}}
 .grid{{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}}</style></head><body>
 <h1>Fraud model <code>{html.escape(version)}</code> ({html.escape(model_type)})</h1>

@@ -24,8 +24,9 @@ def _add_months(d: date, months: int) -> date:
     return date(m // 12, m % 12 + 1, 1)
 
 
-def choose_split(min_ts: datetime, max_ts: datetime, test_months: int, validation_months: int,
-                 test_from: date | None = None) -> TimeSplit:
+def choose_split(
+    min_ts: datetime, max_ts: datetime, test_months: int, validation_months: int, test_from: date | None = None
+) -> TimeSplit:
     """Default: the newest ``test_months`` calendar months are the test set; ``--test-from`` overrides."""
     if test_from is None:
         test_from = _add_months(date(max_ts.year, max_ts.month, 1), -(test_months - 1))

@@ -109,8 +109,10 @@ def _safe_examples(column: str | None, result: dict[str, Any]) -> list[Any]:
     """A few offending values, except for PII columns (card numbers never leave in a reason file)."""
     if column and column in contract.BY_NAME and contract.BY_NAME[column].pii:
         return ["<redacted: PII column>"]
-    return [v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for v in
-            (result.get("partial_unexpected_list") or [])[:5]]
+    return [
+        v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+        for v in (result.get("partial_unexpected_list") or [])[:5]
+    ]
 
 
 def quarantine(store: Store, source_uri: str, name: str, reason: dict[str, Any]) -> str:

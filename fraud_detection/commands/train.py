@@ -14,14 +14,33 @@ HELP = "Validate, build tables and features, train, evaluate and publish a model
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                   help="CSV files or folders of CSVs (local paths, or s3:// on AWS)")
-    p.add_argument("--test-from", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
-                   help="first day of the test period (default: the newest FRAUD_TEST_MONTHS months)")
-    p.add_argument("--model", choices=MODEL_TYPES, default=None,
-                   help="model to publish (default hgb); a non-default one is compared with the default")
-    p.add_argument("--compare", nargs="*", choices=MODEL_TYPES, default=[],
-                   help="also train these on the same split and show them in the report")
+    p.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="CSV files or folders of CSVs (local paths, or s3:// on AWS)",
+    )
+    p.add_argument(
+        "--test-from",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="first day of the test period (default: the newest FRAUD_TEST_MONTHS months)",
+    )
+    p.add_argument(
+        "--model",
+        choices=MODEL_TYPES,
+        default=None,
+        help="model to publish (default hgb); a non-default one is compared with the default",
+    )
+    p.add_argument(
+        "--compare",
+        nargs="*",
+        choices=MODEL_TYPES,
+        default=[],
+        help="also train these on the same split and show them in the report",
+    )
     p.add_argument("--trigger", default="manual", help="recorded in the run record (manual, file, schedule)")
     p.add_argument("--run-id", default=None, help="run id to record under (default: a new one)")
 
@@ -40,17 +59,38 @@ def run(args: argparse.Namespace) -> int:
     spark = build_local_session(settings, store.path("state"))
     try:
         result = run_training(
-            spark, settings, store,
-            TrainRequest(inputs=args.input, test_from=args.test_from, model=args.model, compare=args.compare,
-                         trigger=args.trigger, run_id=args.run_id),
+            spark,
+            settings,
+            store,
+            TrainRequest(
+                inputs=args.input,
+                test_from=args.test_from,
+                model=args.model,
+                compare=args.compare,
+                trigger=args.trigger,
+                run_id=args.run_id,
+            ),
         )
     finally:
         spark.stop()
     rec = result.record
     summary = {k: round(v, 4) for k, v in rec.metrics.items() if isinstance(v, float)}
-    print(json.dumps({"run_id": rec.run_id, "version": rec.version, "status": rec.status, "metrics": summary,
-                      "quarantined": rec.quarantined_files, "timings_s": rec.timings_s}, indent=2))
+    print(
+        json.dumps(
+            {
+                "run_id": rec.run_id,
+                "version": rec.version,
+                "status": rec.status,
+                "metrics": summary,
+                "quarantined": rec.quarantined_files,
+                "timings_s": rec.timings_s,
+            },
+            indent=2,
+        )
+    )
     verdict = "published as latest" if result.promoted else "NOT published"
-    print(f"train: {rec.status}: model {rec.version} {verdict} ({rec.promotion['reason']}); "
-          f"report {store.uri(f'models/{rec.version}/report.html')}")
+    print(
+        f"train: {rec.status}: model {rec.version} {verdict} ({rec.promotion['reason']}); "
+        f"report {store.uri(f'models/{rec.version}/report.html')}"
+    )
     return 0 if result.promoted else 3

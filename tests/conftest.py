@@ -1,0 +1,32 @@
+"""Shared fixtures: one local Spark session per test run, stores in tmp folders, generated data."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from fraud_detection.settings import Settings
+    from spark_jobs.session import build_local_session
+
+    state = tmp_path_factory.mktemp("spark_state")
+    session = build_local_session(Settings(spark_master="local[2]", spark_driver_memory="2g"), state)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def small_history_csv(tmp_path_factory) -> Path:
+    """~40k generated transactions, Jan..Aug 2019, 150 cards: enough for train / validation / test."""
+    from fraud_detection.generator import generate_csv
+
+    out = tmp_path_factory.mktemp("data") / "history.csv"
+    generate_csv(out, rows=40_000, cards=150, start=date(2019, 1, 1), end=date(2019, 8, 31), seed=7, fraud_rate=0.01)
+    return out
