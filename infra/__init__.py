@@ -1,0 +1,1 @@
+"""AWS deployment of the fraud detection system: the CloudFormation template and the scripts around it."""

@@ -1,0 +1,188 @@
+"""Shared by the deployment checks ``tests/verify_*.py``.
+
+Every check finds the deployment through the CloudFormation stack's outputs (stack name from
+``--stack-name`` / ``FRAUD_STACK_NAME``, default ``fraud-<env>``), so it runs unchanged against a real
+account (credentials from the usual AWS chain) and against the local emulator (``--endpoint-url`` /
+``FRAUD_AWS_ENDPOINT_URL``, where ``infra.emulator`` registers the same outputs). Each check prints one
+``PASS`` / ``FAIL`` line; the script exits 1 if any check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+def expect(condition: Any, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def expect_equal(actual: Any, expected: Any, what: str) -> None:
+    if actual != expected:
+        raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+class Report:
+    """Collects one PASS/FAIL line per check; ``exit_code()`` is 1 when any check failed."""
+
+    def __init__(self, component: str, out=None) -> None:
+        self.component = component
+        self.out = out or sys.stdout
+        self.passed: list[str] = []
+        self.failed: list[str] = []
+
+    def _line(self, status: str, name: str, detail: str) -> None:
+        print(f"{status:<5} {self.component}: {name}{(' - ' + detail) if detail else ''}", file=self.out, flush=True)
+
+    @contextlib.contextmanager
+    def check(self, name: str, detail: str = "") -> Iterator[dict]:
+        """``with report.check("name") as note: ...``; set ``note["detail"]`` to show a value on PASS."""
+        note = {"detail": detail}
+        try:
+            yield note
+        except CheckFailed as exc:
+            self.failed.append(name)
+            self._line("FAIL", name, str(exc))
+        except Exception as exc:  # an API error is a failed check, with a message a human can act on
+            self.failed.append(name)
+            self._line("FAIL", name, f"{type(exc).__name__}: {exc}")
+            if os.environ.get("FRAUD_VERIFY_DEBUG"):
+                traceback.print_exc()
+        else:
+            self.passed.append(name)
+            self._line("PASS", name, note["detail"])
+
+    def info(self, name: str, detail: str) -> None:
+        self._line("INFO", name, detail)
+
+    def summary(self) -> int:
+        total = len(self.passed) + len(self.failed)
+        status = "FAIL" if self.failed else "PASS"
+        print(f"{status:<5} {self.component}: {len(self.passed)}/{total} checks passed", file=self.out, flush=True)
+        return 1 if self.failed else 0
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--env", default=os.environ.get("FRAUD_ENV", "dev"), help="environment name (FRAUD_ENV)")
+    p.add_argument("--stack-name", default=os.environ.get("FRAUD_STACK_NAME"), help="default fraud-<env>")
+    p.add_argument(
+        "--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    )
+    p.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("FRAUD_AWS_ENDPOINT_URL"),
+        help="AWS endpoint override, e.g. the local emulator (FRAUD_AWS_ENDPOINT_URL)",
+    )
+    return p
+
+
+class Deployment:
+    """The stack's outputs plus boto3 clients pointed at the same account / emulator."""
+
+    def __init__(self, args: argparse.Namespace, session=None) -> None:
+        import boto3
+
+        self.args = args
+        self.region = args.region
+        self.endpoint_url = args.endpoint_url
+        self.stack_name = args.stack_name or f"fraud-{args.env}"
+        self.session = session or boto3.Session(region_name=self.region)
+        self._clients: dict[str, Any] = {}
+        stack = self.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"][0]
+        self.stack_status = stack["StackStatus"]
+        self.outputs: dict[str, str] = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+    def client(self, service: str):
+        if service not in self._clients:
+            self._clients[service] = self.session.client(
+                service, region_name=self.region, endpoint_url=self.endpoint_url
+            )
+        return self._clients[service]
+
+    def output(self, key: str) -> str:
+        try:
+            return self.outputs[key]
+        except KeyError as exc:
+            raise CheckFailed(f"stack {self.stack_name} has no output {key}") from exc
+
+    @property
+    def bucket(self) -> str:
+        return self.output("BucketName")
+
+    @property
+    def account(self) -> str:
+        return self.output("GlueJobRoleArn").split(":")[4]
+
+    def table_arn(self, name: str) -> str:
+        return f"arn:aws:dynamodb:{self.region}:{self.account}:table/{name}"
+
+    def alarms(self) -> list[dict]:
+        out = []
+        for page in self.client("cloudwatch").get_paginator("describe_alarms").paginate():
+            out.extend(page.get("MetricAlarms", []))
+        return out
+
+
+def open_deployment(args: argparse.Namespace, report: Report, session=None) -> Deployment | None:
+    with report.check("stack outputs readable") as note:
+        dep = Deployment(args, session=session)
+        expect(dep.stack_status.endswith("_COMPLETE") and "ROLLBACK" not in dep.stack_status,
+               f"stack {dep.stack_name} is {dep.stack_status}")  # fmt: skip
+        note["detail"] = f"{dep.stack_name}: {len(dep.outputs)} outputs ({dep.stack_status})"
+        return dep
+    return None
+
+
+# ----------------------------------------------------------------------------- shared inspections
+def check_table(report: Report, dep: Deployment, label: str, name: str, keys: list[tuple[str, str, str]]) -> None:
+    """DynamoDB table: key schema, on-demand, TTL on expires_at, point-in-time recovery, encryption."""
+    ddb = dep.client("dynamodb")
+    with report.check(f"{label} table {name} key schema and on-demand billing"):
+        t = ddb.describe_table(TableName=name)["Table"]
+        types = {a["AttributeName"]: a["AttributeType"] for a in t["AttributeDefinitions"]}
+        got = [(k["AttributeName"], types.get(k["AttributeName"]), k["KeyType"]) for k in t["KeySchema"]]
+        expect_equal(got, keys, "key schema (name, type, role)")
+        mode = (t.get("BillingModeSummary") or {}).get("BillingMode")
+        expect_equal(mode, "PAY_PER_REQUEST", "billing mode")
+    with report.check(f"{label} table {name} TTL on expires_at"):
+        ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        expect(ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"), f"TTL status {ttl.get('TimeToLiveStatus')}")
+        expect_equal(ttl.get("AttributeName"), "expires_at", "TTL attribute")
+    with report.check(f"{label} table {name} point-in-time recovery and encryption"):
+        backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+        expect_equal(pitr, "ENABLED", "point-in-time recovery")
+        sse = ddb.describe_table(TableName=name)["Table"].get("SSEDescription", {})
+        # DynamoDB always encrypts at rest; SSEDescription ENABLED means a KMS key (AWS managed or own).
+        expect(sse.get("Status") in ("ENABLED", "ENABLING"), f"SSE status {sse.get('Status')!r} (want KMS SSE)")
+
+
+def check_log_group(report: Report, dep: Deployment, label: str, name: str, max_days: int = 400) -> None:
+    with report.check(f"{label} log group {name} has a retention") as note:
+        groups = dep.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        group = next((g for g in groups if g["logGroupName"] == name), None)
+        expect(group is not None, f"log group {name} does not exist")
+        days = group.get("retentionInDays")
+        expect(days and days <= max_days, f"retention {days!r} days (never-expiring logs)")
+        note["detail"] = f"{days} days"
+
+
+def jsonable(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)

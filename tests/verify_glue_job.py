@@ -1,0 +1,166 @@
+"""Deployment check: the training job (AWS Glue), its catalog, schedule and alarms.
+
+pipenv run python tests/verify_glue_job.py [--env dev] [--stack-name fraud-dev] [--endpoint-url URL]
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from verify_common import (
+    Report,
+    base_parser,
+    expect,
+    expect_equal,
+    open_deployment,
+)
+
+REQUIRED_ARGUMENTS = {
+    "--enable-glue-datacatalog": "true",
+    "--catalog_mode": "glue",
+    "--enable-metrics": "true",
+    "--enable-continuous-cloudwatch-log": "true",
+}
+BOOKMARK_VALUES = {"job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause"}
+ROC_AUC_FLOOR = 0.89
+
+
+def _s3_exists(s3, uri: str) -> bool:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except s3.exceptions.ClientError:
+        return False
+
+
+def run_checks(dep, report: Report) -> None:
+    glue, s3 = dep.client("glue"), dep.client("s3")
+    bucket = dep.bucket
+    job_name = dep.output("GlueJobName")
+    job: dict = {}
+    with report.check(f"job {job_name} exists") as note:
+        job = glue.get_job(JobName=job_name)["Job"]
+        note["detail"] = f"role {job.get('Role', '?').rsplit('/', 1)[-1]}"
+    if not job:
+        return
+    args = job.get("DefaultArguments", {})
+
+    with report.check("Glue version 5.x (Spark 3.5, Python 3.11)") as note:
+        expect(str(job.get("GlueVersion", "")).startswith("5."), f"GlueVersion is {job.get('GlueVersion')!r}")
+        note["detail"] = job["GlueVersion"]
+    with report.check("Spark ETL command, script from the bucket") as note:
+        cmd = job.get("Command", {})
+        expect_equal(cmd.get("Name"), "glueetl", "Command.Name")
+        expected = f"s3://{bucket}/code/glue/train_job.py"
+        expect_equal(cmd.get("ScriptLocation"), expected, "ScriptLocation")
+        expect(_s3_exists(s3, expected), f"{expected} is not uploaded (run the deploy script)")
+        note["detail"] = expected
+    with report.check("--extra-py-files is the project archive in the bucket") as note:
+        expected = f"s3://{bucket}/code/glue/fraud_detection.zip"
+        expect_equal(args.get("--extra-py-files"), expected, "--extra-py-files")
+        expect(_s3_exists(s3, expected), f"{expected} is not uploaded (run the deploy script)")
+        note["detail"] = expected
+    with report.check("--additional-python-modules pins the job's libraries") as note:
+        modules = [m for m in args.get("--additional-python-modules", "").split(",") if m.strip()]
+        expect(modules, "--additional-python-modules is missing or empty")
+        unpinned = [m for m in modules if not re.search(r"==\S+$", m.strip())]
+        expect(not unpinned, f"modules without an exact version: {unpinned}")
+        expect(any(m.strip().startswith("scikit-learn==") for m in modules), "scikit-learn is not among them")
+        note["detail"] = f"{len(modules)} modules"
+    with report.check("store, input and catalog arguments") as note:
+        expect_equal(args.get("--store_uri"), f"s3://{bucket}", "--store_uri")
+        expect_equal(args.get("--input"), f"s3://{bucket}/raw/", "--input")
+        for key, value in REQUIRED_ARGUMENTS.items():
+            expect_equal(args.get(key), value, key)
+    with report.check("job bookmark option set explicitly") as note:
+        value = args.get("--job-bookmark-option")
+        expect(value in BOOKMARK_VALUES, f"--job-bookmark-option is {value!r}")
+        note["detail"] = value
+    with report.check("one run at a time (MaxConcurrentRuns 1)"):
+        expect_equal(job.get("ExecutionProperty", {}).get("MaxConcurrentRuns"), 1, "MaxConcurrentRuns")
+    with report.check("worker type and count") as note:
+        expect(job.get("WorkerType") in ("G.1X", "G.2X", "G.4X", "G.8X"), f"WorkerType {job.get('WorkerType')!r}")
+        expect((job.get("NumberOfWorkers") or 0) >= 2, f"NumberOfWorkers {job.get('NumberOfWorkers')!r}")
+        note["detail"] = f"{job['NumberOfWorkers']} x {job['WorkerType']}"
+    with report.check("job runs as the stack's Glue role"):
+        role = job.get("Role", "")
+        expected_role = dep.output("GlueJobRoleArn")
+        expect(role in (expected_role, expected_role.rsplit("/", 1)[-1]), f"Role is {role!r}, not {expected_role}")
+    with report.check("job timeout bounded") as note:
+        expect(0 < (job.get("Timeout") or 0) <= 24 * 60, f"Timeout {job.get('Timeout')!r} minutes")
+        note["detail"] = f"{job['Timeout']} min"
+
+    database = dep.output("GlueDatabaseName")
+    with report.check(f"catalog database {database}"):
+        expect_equal(database, "fraud", "database name")
+        glue.get_database(Name=database)
+    for table, prefix in (("transactions", "curated/"), ("features", "features/")):
+        with report.check(f"table {database}.{table}: Parquet under s3://{bucket}/{prefix}, partitioned year/month"):
+            t = glue.get_table(DatabaseName=database, Name=table)["Table"]
+            expect_equal([k["Name"] for k in t.get("PartitionKeys", [])], ["year", "month"], "partition keys")
+            sd = t.get("StorageDescriptor", {})
+            expect(sd.get("Location", "").startswith(f"s3://{bucket}/{prefix}"), f"location {sd.get('Location')!r}")
+            serde = sd.get("SerdeInfo", {}).get("SerializationLibrary", "")
+            expect("parquet" in serde.lower(), f"SerDe {serde!r} is not Parquet")
+
+    trigger_name = dep.output("GlueTriggerName")
+    with report.check(f"monthly schedule {trigger_name} starts the job with --trigger schedule") as note:
+        trig = glue.get_trigger(Name=trigger_name)["Trigger"]
+        expect_equal(trig.get("Type"), "SCHEDULED", "trigger type")
+        fields = trig.get("Schedule", "").removeprefix("cron(").removesuffix(")").split()
+        expect(len(fields) == 6, f"schedule {trig.get('Schedule')!r} is not a cron expression")
+        expect(fields[2].isdigit() and fields[3] == "*", f"schedule {trig.get('Schedule')!r} is not monthly")
+        actions = [a for a in trig.get("Actions", []) if a.get("JobName") == job_name]
+        expect(actions, f"trigger does not start {job_name}")
+        expect_equal(actions[0].get("Arguments", {}).get("--trigger"), "schedule", "--trigger argument")
+        expect(trig.get("State") in ("ACTIVATED", "ACTIVATING"), f"trigger state {trig.get('State')!r}")
+        note["detail"] = trig["Schedule"]
+
+    topic = dep.output("AlarmTopicArn")
+    rule_name = dep.output("GlueJobFailedRuleName")
+    with report.check("failed runs raise an event to the alarm topic") as note:
+        import json
+
+        events = dep.client("events")
+        rule = events.describe_rule(Name=rule_name)
+        pattern = json.loads(rule["EventPattern"])
+        expect_equal(pattern.get("source"), ["aws.glue"], "event source")
+        expect(job_name in pattern.get("detail", {}).get("jobName", []), f"rule does not match job {job_name}")
+        expect("FAILED" in pattern.get("detail", {}).get("state", []), "rule does not match state FAILED")
+        expect_equal(rule.get("State"), "ENABLED", "rule state")
+        targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule_name)["Targets"]]
+        expect(topic in targets, f"rule targets {targets}, not the alarm topic")
+        note["detail"] = rule_name
+    alarms = dep.alarms()
+    with report.check("alarm on training failures"):
+        found = [
+            a for a in alarms
+            if a.get("MetricName") == "TriggeredRules"
+            and {"Name": "RuleName", "Value": rule_name} in a.get("Dimensions", [])
+        ]  # fmt: skip
+        expect(found, f"no CloudWatch alarm on AWS/Events TriggeredRules for {rule_name}")
+        expect(topic in found[0].get("AlarmActions", []), "the alarm does not notify the alarm topic")
+    with report.check(f"model quality floor: alarm when FraudDetection/TestRocAuc < {ROC_AUC_FLOOR}") as note:
+        found = [a for a in alarms if a.get("Namespace") == "FraudDetection" and a.get("MetricName") == "TestRocAuc"]
+        expect(found, "no alarm on FraudDetection/TestRocAuc")
+        alarm = found[0]
+        expect_equal(alarm.get("ComparisonOperator"), "LessThanThreshold", "comparison")
+        expect(abs(float(alarm.get("Threshold", 0)) - ROC_AUC_FLOOR) < 1e-9, f"threshold {alarm.get('Threshold')}")
+        expect([d["Name"] for d in alarm.get("Dimensions", [])] == ["ModelName"], "dimension is not ModelName")
+        expect(topic in alarm.get("AlarmActions", []), "the alarm does not notify the alarm topic")
+        note["detail"] = f"ModelName={alarm['Dimensions'][0]['Value']}"
+
+
+def main(argv: list[str] | None = None, session=None) -> int:
+    args = base_parser(__doc__).parse_args(argv)
+    report = Report("glue")
+    dep = open_deployment(args, report, session=session)
+    if dep is not None:
+        run_checks(dep, report)
+    return report.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
