@@ -6,8 +6,11 @@ import argparse
 import json
 import sys
 from datetime import date
+from typing import get_args
 
-from fraud_detection.models import MODEL_TYPES
+from fraud_detection.settings import Settings
+
+MODEL_TYPES = get_args(Settings.model_fields["model"].annotation)  # hgb, rf, cluster: one list
 
 NAME = "train"
 HELP = "Validate, build tables and features, train, evaluate and publish a model from Kaggle-format CSVs."
