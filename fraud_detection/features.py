@@ -52,7 +52,7 @@ INPUT_COLUMNS: tuple[str, ...] = (
 )
 
 # History aggregates over a card's earlier transactions: name -> (what, window).
-HistoryAgg = tuple[str, str]
+HistoryAgg = tuple[str, str, bool]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,13 @@ class Feature:
     fn: Callable[[Any], Any]
     description: str
     kind: str = "continuous"  # continuous | binary | nominal | ordinal (drift tests pick their test by it)
+
+
+def _std(o: Any, window: str) -> Any:
+    """Sample standard deviation of the card's amounts from count, sum and sum of squares; 0 below one cent."""
+    n, total, squares = o.hist("count", window), o.hist("sum", window), o.hist("sumsq", window)
+    var = o.div(squares - o.div(total * total, n, 0.0), n - 1, 0.0)
+    return o.where(var > STD_FLOOR * STD_FLOOR, o.sqrt(o.greatest(var, 0.0)), 0.0)
 
 
 def _haversine(o: Any) -> Any:
@@ -91,7 +98,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("sum_amt_24h", lambda o: o.hist("sum", "24h"), "card's spend in the previous 24 h"),
     Feature("sum_amt_7d", lambda o: o.hist("sum", "7d"), "card's spend in the previous 7 days"),
     Feature("mean_amt_30d", lambda o: o.div(o.hist("sum", "30d"), o.hist("count", "30d"), 0.0), "card's habit"),
-    Feature("std_amt_30d", lambda o: o.hist("std", "30d"), "spread of the card's amounts over 30 days"),
+    Feature("std_amt_30d", lambda o: _std(o, "30d"), "spread of the card's amounts over 30 days (0: < 1 cent)"),
     Feature(
         "amt_to_mean_30d",
         lambda o: o.div(o.col("amt") * o.hist("count", "30d"), o.hist("sum", "30d"), -1.0),
@@ -100,16 +107,16 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "amt_z_30d",
         lambda o: o.where(
-            o.hist("std", "30d") > STD_FLOOR,
-            o.div(o.col("amt") - o.div(o.hist("sum", "30d"), o.hist("count", "30d"), 0.0), o.hist("std", "30d"), 0.0),
+            _std(o, "30d") > 0,
+            o.div(o.col("amt") - o.div(o.hist("sum", "30d"), o.hist("count", "30d"), 0.0), _std(o, "30d"), 0.0),
             0.0,
         ),
-        "amount's z-score against the card's 30-day amounts (0: too little history)",
+        "amount's z-score against the card's 30-day amounts (0: too little history or spread)",
     ),
     Feature(
-        "amt_to_max_30d",
-        lambda o: o.div(o.col("amt"), o.hist("max", "30d"), -1.0),
-        "amount relative to the card's largest in 30 days (-1: no history)",
+        "amt_to_mean_7d",
+        lambda o: o.div(o.col("amt") * o.hist("count", "7d"), o.hist("sum", "7d"), -1.0),
+        "amount relative to the card's 7-day mean (-1: no history)",
     ),
     Feature(
         "secs_since_prev",
@@ -126,6 +133,29 @@ FEATURES: tuple[Feature, ...] = (
         "spend_24h_to_daily_30d",
         lambda o: o.div(o.hist("sum", "24h") * 30.0, o.hist("sum", "30d"), -1.0),
         "spend in the previous 24 h relative to the card's mean daily spend over 30 days",
+    ),
+    Feature(
+        "night_share_30d",
+        lambda o: o.div(o.hist("count_night", "30d"), o.hist("count", "30d"), -1.0),
+        "share of the card's 30-day transactions made at night (-1: no history)",
+    ),
+    Feature(
+        "online_share_30d",
+        lambda o: o.div(o.hist("count_online", "30d"), o.hist("count", "30d"), -1.0),
+        "share of the card's 30-day transactions in online categories (-1: no history)",
+    ),
+    Feature(
+        "n_same_category_30d",
+        lambda o: o.hist("count", "30d", same_category=True),
+        "card's transactions in this category in the previous 30 days",
+        "ordinal",
+    ),
+    Feature(
+        "amt_to_category_mean_30d",
+        lambda o: o.div(
+            o.col("amt") * o.hist("count", "30d", same_category=True), o.hist("sum", "30d", same_category=True), -1.0
+        ),
+        "amount relative to the card's 30-day mean in this category (-1: no history there)",
     ),
 )
 
@@ -228,31 +258,33 @@ class RowOps:
     def div(a: float, b: float, default: float) -> float:
         return a / b if b != 0 else default
 
+    greatest = staticmethod(max)
+
     sin = staticmethod(math.sin)
     cos = staticmethod(math.cos)
     asin = staticmethod(math.asin)
     sqrt = staticmethod(math.sqrt)
     radians = staticmethod(math.radians)
 
-    def hist(self, what: str, window: str) -> float:
-        key = (what, window)
+    def hist(self, what: str, window: str, same_category: bool = False) -> float:
+        key = (what, window, same_category)
         if key not in self._cache:
-            self._cache[key] = self._hist(what, WINDOWS[window])
+            self._cache[key] = self._hist(what, WINDOWS[window], same_category)
         return self._cache[key]
 
-    def _hist(self, what: str, window_s: int) -> float:
+    def _hist(self, what: str, window_s: int, same_category: bool) -> float:
         h, t = self._h, int(self._v["ts_s"])
         mask = (h.ts >= t - window_s) & (h.ts <= t - 1)
+        if same_category:
+            mask &= h.category_idx == int(self._v["category_idx"])
         n = int(np.count_nonzero(mask))
         if what == "count":
             return float(n)
         amt = h.amt[mask]
         if what == "sum":
             return float(amt.sum()) if n else 0.0
-        if what == "std":
-            return float(np.std(amt, ddof=1)) if n >= 2 else 0.0
-        if what == "max":
-            return float(amt.max()) if n else 0.0
+        if what == "sumsq":
+            return float(np.dot(amt, amt)) if n else 0.0
         if what == "last_ts":
             return float(h.ts[mask].max()) if n else 0.0
         hours = (h.ts[mask] % DAY) // HOUR
@@ -276,14 +308,20 @@ def transaction_features(txn: Mapping[str, Any], history: History) -> list[float
 
 
 class SparkOps:
-    """Evaluates feature expressions to Spark Columns over a table with per-card windows."""
+    """Evaluates feature expressions to Spark Columns over a table with per-card windows.
+
+    A history aggregate over ``[t - W, t - 1]`` is computed as the difference of two cumulative
+    (unbounded-preceding) frames, ``(-inf, t - 1] - (-inf, t - W - 1]``: Spark evaluates those
+    incrementally in one pass per card, where a sliding range frame would re-aggregate the whole frame
+    for every row. ``hist`` only records which cumulative columns it needs; ``spark_features``
+    materialises them once and then evaluates the features over them.
+    """
 
     def __init__(self) -> None:
-        from pyspark.sql import Window
         from pyspark.sql import functions as F
 
         self.F = F
-        self._by_card = Window.partitionBy("card_key").orderBy("ts_s")
+        self.needed: set[tuple[str, int, bool]] = set()  # (aggregate, frame end offset, same category)
 
     def col(self, name: str):
         return self.F.col(name).cast("double")
@@ -293,6 +331,9 @@ class SparkOps:
 
     def div(self, a, b, default: float):
         return self.F.when(b != 0, a / b).otherwise(self.F.lit(default))
+
+    def greatest(self, a, b):
+        return self.F.greatest(a, self.F.lit(b) if isinstance(b, float) else b)
 
     def sin(self, c):
         return self.F.sin(c)
@@ -309,24 +350,44 @@ class SparkOps:
     def radians(self, c):
         return self.F.radians(c)
 
-    def hist(self, what: str, window: str):
-        F = self.F
-        w = self._by_card.rangeBetween(-WINDOWS[window], -1)
-        if what == "count":
-            return F.count(F.lit(1)).over(w).cast("double")
-        if what == "sum":
-            return F.coalesce(F.sum("amt").over(w), F.lit(0.0))
-        if what == "std":
-            return F.coalesce(F.stddev_samp("amt").over(w), F.lit(0.0))
-        if what == "max":
-            return F.coalesce(F.max("amt").over(w), F.lit(0.0))
+    @staticmethod
+    def cum_name(what: str, end: int, same_category: bool) -> str:
+        return f"_cum_{what}_{-end}{'_cat' if same_category else ''}"
+
+    def _cum(self, what: str, end: int, same_category: bool):
+        self.needed.add((what, end, same_category))
+        return self.F.col(self.cum_name(what, end, same_category))
+
+    def hist(self, what: str, window: str, same_category: bool = False):
         if what == "last_ts":
-            return F.coalesce(F.max("ts_s").over(w), F.lit(0)).cast("double")
-        if what == "count_night":
-            return F.coalesce(F.sum(F.col("is_night")).over(w), F.lit(0)).cast("double")
-        if what == "count_online":
-            return F.coalesce(F.sum(F.col("is_online")).over(w), F.lit(0)).cast("double")
-        raise ValueError(f"unknown history aggregate {what!r}")
+            return self._cum("last_ts", -1, same_category)
+        return self._cum(what, -1, same_category) - self._cum(what, -WINDOWS[window] - 1, same_category)
+
+    def cumulative_columns(self) -> list:
+        """The recorded cumulative aggregates as window columns over each card's earlier transactions."""
+        from pyspark.sql import Window
+
+        F = self.F
+        by_card = Window.partitionBy("card_key").orderBy("ts_s")
+        by_card_category = Window.partitionBy("card_key", "category_idx").orderBy("ts_s")
+        source = {
+            "count": F.lit(1.0),
+            "sum": F.col("amt"),
+            "sumsq": F.col("amt") * F.col("amt"),
+            "count_night": F.col("is_night").cast("double"),
+            "count_online": F.col("is_online").cast("double"),
+        }
+        cols = []
+        for what, end, same_category in sorted(self.needed):
+            frame = (by_card_category if same_category else by_card).rangeBetween(Window.unboundedPreceding, end)
+            if what == "last_ts":
+                agg = F.max("ts_s").over(frame).cast("double")
+            elif what in source:
+                agg = F.sum(source[what]).over(frame)
+            else:
+                raise ValueError(f"unknown history aggregate {what!r}")
+            cols.append(F.coalesce(agg, F.lit(0.0)).alias(self.cum_name(what, end, same_category)))
+        return cols
 
 
 def spark_base_columns(transactions, key: str):  # DataFrame -> DataFrame
@@ -367,7 +428,8 @@ def spark_features(transactions, key: str):  # DataFrame -> DataFrame
 
     base = spark_base_columns(transactions, key)
     ops = SparkOps()
-    return base.select(
+    feature_cols = [f.fn(ops).cast("double").alias(f.name) for f in FEATURES]  # records what windows need
+    return base.select("*", *ops.cumulative_columns()).select(
         "trans_num",
         "card_key",
         "trans_date_trans_time",
@@ -375,5 +437,5 @@ def spark_features(transactions, key: str):  # DataFrame -> DataFrame
         "is_fraud",
         F.year("trans_date_trans_time").alias("year"),
         F.month("trans_date_trans_time").alias("month"),
-        *[f.fn(ops).cast("double").alias(f.name) for f in FEATURES],
+        *feature_cols,
     )

@@ -25,8 +25,8 @@ PROFILE_FEATURES = ("age_years", "gender_m", "city_pop", "mean_amt_30d", "n_30d"
 
 def _hgb(seed: int) -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(
-        learning_rate=0.08,
-        max_iter=400,
+        learning_rate=0.1,
+        max_iter=250,
         max_leaf_nodes=31,
         min_samples_leaf=40,
         l2_regularization=1.0,

@@ -34,6 +34,20 @@ class Settings(BaseSettings):
     launcher: Literal["local", "glue"] = Field("local", description="local: subprocess job; glue: start_job_run")
     glue_job_name: str = "fraud-train"
 
+    # --- retraining --- extension (idempotency, launcher, watcher) --------------------------------
+    idempotency_ttl_days: int = Field(30, ge=1, description="How long a processed S3 object version is remembered.")
+    idempotency_lease_s: int = Field(
+        300, ge=10, description="An in-progress claim older than this is taken over (longer than the Lambda timeout)."
+    )
+    train_timeout_s: int = Field(4 * 3600, ge=60, description="Local launcher: a training subprocess is killed after.")
+    local_train_command: str = Field(
+        "", description="Local launcher: command replacing `python -m fraud_detection train` (space-separated)."
+    )
+    watch_interval_s: float = Field(2.0, gt=0, description="Watcher: seconds between scans of landing/.")
+    watch_settle_s: float = Field(
+        2.0, ge=0, description="Watcher: a file is taken once unchanged this long (a copy may still be writing it)."
+    )
+
     # --- secrets -----------------------------------------------------------------------------
     card_hash_key: SecretStr | None = Field(
         None,
@@ -55,7 +69,7 @@ class Settings(BaseSettings):
     test_months: int = Field(2, ge=1, description="Newest months held out as the test period.")
     validation_months: int = Field(1, ge=1, description="Months before the test period used to pick the threshold.")
     max_training_rows: int = Field(
-        400_000, ge=1_000, description="Bound on rows collected to the driver: all frauds plus a weighted sample."
+        200_000, ge=1_000, description="Bound on rows collected to the driver: all frauds plus a weighted sample."
     )
     random_seed: int = 42
     min_roc_auc: float = Field(0.89, description="Floor: below it the model is not published as latest.")
@@ -82,6 +96,7 @@ class Settings(BaseSettings):
     api_card_history_max_rows: int = Field(2000, ge=1, description="Most recent rows per card read for features.")
     api_graceful_timeout_s: int = Field(20, ge=1, description="SIGTERM: wait this long for requests in flight.")
     api_access_log: bool = Field(False, description="One log line per request (errors are always logged).")
+    api_metrics_public: bool = Field(False, description="Serve /metrics without an API key (scrapers inside the VPC).")
 
 
 @lru_cache(maxsize=1)

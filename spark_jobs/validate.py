@@ -34,7 +34,7 @@ class FileValidation:
 class ContractValidator:
     """One great-expectations context per run; ``validate`` once per file."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, result_format: str = "SUMMARY") -> None:
         import great_expectations as gx
         from great_expectations.checkpoint import UpdateDataDocsAction
 
@@ -56,6 +56,7 @@ class ContractValidator:
         self.asset = self.context.data_sources.add_spark(name="spark").add_dataframe_asset(name="transactions")
         self._docs_action = UpdateDataDocsAction(name="data_docs", site_names=["reports"])
         self._n = 0
+        self._result_format = {"result_format": result_format, "partial_unexpected_count": 5}
 
     def validate(self, df, file_name: str) -> FileValidation:
         gx = self._gx
@@ -69,7 +70,7 @@ class ContractValidator:
                 name=f"checkpoint_{self._n}",
                 validation_definitions=[vd],
                 actions=[self._docs_action],
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+                result_format=self._result_format,
             )
         )
         result = checkpoint.run(batch_parameters={"dataframe": df})
