@@ -98,6 +98,38 @@ class Settings(BaseSettings):
     api_access_log: bool = Field(False, description="One log line per request (errors are always logged).")
     api_metrics_public: bool = Field(False, description="Serve /metrics without an API key (scrapers inside the VPC).")
 
+    # --- tracking, drift, monitoring ---
+    tracking_enabled: bool = Field(True, description="Log every training run to MLflow (never needed to serve).")
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (http(s)://server, a SageMaker managed MLflow ARN, databricks...). "
+        "Unset: sqlite:///<store>/state/mlflow.db on a local store; tracking is skipped on s3:// stores.",
+    )
+    tracking_experiment: str = Field("fraud-detection", description="MLflow experiment of the training runs.")
+    registered_model_name: str = Field(
+        "fraud-detection",
+        description="MLflow registered model name; also the ModelName dimension of the CloudWatch metrics.",
+    )
+    tracking_timeout_s: int = Field(10, ge=1, description="HTTP timeout per MLflow request (remote servers).")
+    tracking_max_retries: int = Field(1, ge=0, description="MLflow HTTP retries before tracking is skipped.")
+    drift_alpha: float = Field(
+        0.01, gt=0, lt=1, description="Family-wise significance of the drift tests (Bonferroni: alpha / features)."
+    )
+    drift_min_psi: float = Field(
+        0.0, ge=0, description="A significant feature also needs PSI >= this to count as drifted (0: tests decide)."
+    )
+    drift_psi_bins: int = Field(10, ge=2, le=50, description="Quantile bins of the reference for PSI and plots.")
+    drift_max_distinct: int = Field(
+        5000, ge=10, description="Ordinal features with more distinct values use a bounded sample for Mann-Whitney U."
+    )
+    drift_sample_rows: int = Field(20_000, ge=100, description="Rows per side of that bounded sample.")
+    live_drift_hours: float = Field(168.0, gt=0, description="Live drift: prediction-log window (hours back).")
+    live_drift_max_rows: int = Field(200_000, ge=100, description="Live drift: most prediction-log rows read.")
+    metrics_backend: Literal["auto", "file", "cloudwatch"] = Field(
+        "auto", description="Model-quality metrics: auto = CloudWatch on s3:// stores, else a Prometheus text file."
+    )
+    alert_min_roc_auc: float = Field(0.89, description="The alert fires when the champion's test ROC-AUC is below.")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -164,6 +164,17 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
         val_df = fs.filter(F.col("split") == "validation")
         test_df = fs.filter(F.col("split") == "test")
 
+    # --- drift: the champion's training period vs the rows after its data end (never fails the run) -----
+    with stage("drift"):
+        try:
+            from spark_jobs import drift
+
+            record.extra["drift"] = drift.drift_for_run(spark, settings, store, feats, record.run_id)
+        except Exception as exc:
+            log.warning(f"drift check skipped: {type(exc).__name__}: {exc}", extra={"run_id": record.run_id})
+            record.extra["drift"] = {"drift_found": False, "features": [], "report": None, "skipped": str(exc)}
+        save_run(store, record)
+
     # --- train + evaluate the candidate and its comparisons -----------------------------------------
     with stage("train_sample"):
         sample = train.collect_sample(
@@ -246,6 +257,30 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
     record.metrics = {k: m[k] for k in HEADLINE}
     record.promotion = promotion.model_dump()
     record.status = "succeeded" if promotion.promoted else "rejected"
+    # --- tracking: MLflow run + registered version; aliases follow latest.json (champion / challenger) --
+    try:
+        from fraud_detection import tracking
+
+        record.extra["tracking"] = tracking.track_training_run(
+            settings,
+            store,
+            record=record,
+            manifest=manifest,
+            metrics=metrics_doc,
+            report_html=html,
+            model=model,
+            promoted=promotion.promoted,
+        )
+    except Exception as exc:  # a tracking outage never fails the run: the artifact is already published
+        log.warning(f"tracking skipped: {type(exc).__name__}: {exc}", extra={"run_id": record.run_id})
+        record.extra["tracking"] = {"skipped": f"{type(exc).__name__}: {exc}"}
+    try:
+        from fraud_detection import monitoring
+
+        record.extra["quality_metrics"] = monitoring.publish_quality_metrics(settings, store, record.extra.get("drift"))
+    except Exception as exc:
+        log.warning(f"tracking skipped: quality metrics not published: {type(exc).__name__}: {exc}")
+        record.extra["quality_metrics"] = {"published": False, "reason": f"{type(exc).__name__}: {exc}"}
     log.info(
         "training run finished",
         extra={"run_id": record.run_id, "version": version, "promoted": promotion.promoted, "reason": promotion.reason},
@@ -284,7 +319,7 @@ def _importances(model, val_df, val_counts: dict[str, Any], settings: Settings) 
     direct = model_feature_importances(model)
     if direct is not None:
         return direct, "impurity"
-    sample = train.collect_sample(val_df, val_counts["rows"], val_counts["frauds"], 20_000, settings.random_seed)
+    sample = train.collect_sample(val_df, val_counts["rows"], val_counts["frauds"], 10_000, settings.random_seed)
     if sample.y.sum() == 0:
         return {n: 0.0 for n in FEATURE_NAMES}, "none (no fraud in the validation period)"
     r = permutation_importance(
@@ -292,7 +327,7 @@ def _importances(model, val_df, val_counts: dict[str, Any], settings: Settings) 
         sample.X,
         sample.y,
         scoring="average_precision",
-        n_repeats=3,
+        n_repeats=2,
         random_state=settings.random_seed,
         sample_weight=sample.weight,
         n_jobs=1,

@@ -1,0 +1,1 @@
+"""The scoring API: a FastAPI service that scores transactions with the latest verified model."""

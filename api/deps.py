@@ -1,0 +1,56 @@
+"""What a route needs, by ``Depends``: settings, the scoring service, the metrics, the caller's key id."""
+
+from __future__ import annotations
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+from api.auth import HEADER, retry_after_header
+from fraud_detection.settings import Settings
+
+api_key_header = APIKeyHeader(name=HEADER, auto_error=False, description="API key (see FRAUD_API_KEYS)")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request):
+    return request.app.state.metrics
+
+
+def get_holder(request: Request):
+    return request.app.state.holder
+
+
+def get_scoring(request: Request):
+    return request.app.state.scoring
+
+
+def require_api_key(request: Request, api_key: str | None = Security(api_key_header)) -> str:
+    """The caller's key id; 401 without a valid key, 429 past the key's rate limit."""
+    state = request.app.state
+    key_id = state.key_verifier.verify(api_key)
+    if key_id is None:
+        state.metrics.errors.labels("unauthorized").inc()
+        raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": HEADER})
+    wait = state.rate_limiter.acquire(key_id)
+    if wait > 0:
+        state.metrics.errors.labels("rate_limited").inc()
+        raise HTTPException(
+            429, "rate limit exceeded for this API key", headers={"Retry-After": retry_after_header(wait)}
+        )
+    return key_id
+
+
+Caller = Depends(require_api_key)
+
+
+def require_metrics_access(request: Request, api_key: str | None = Security(api_key_header)) -> None:
+    """/metrics: a valid API key (no rate limit), unless settings.api_metrics_public."""
+    state = request.app.state
+    if state.settings.api_metrics_public:
+        return
+    if state.key_verifier.verify(api_key) is None:
+        state.metrics.errors.labels("unauthorized").inc()
+        raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": HEADER})

@@ -1,0 +1,159 @@
+"""App factory: ``create_app()`` builds the scoring service from settings (uvicorn: ``api.main:create_app``, factory).
+
+Start-up loads the latest verified model (the service reports not-ready until one loads), opens the
+card-history store and the prediction log, and starts the poller that hot-swaps new versions. Shutdown
+(SIGTERM: uvicorn stops accepting, finishes requests in flight) stops the poller and drains the
+prediction log before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.auth import KeyVerifier, RateLimiter, parse_entries
+from api.metrics import ApiMetrics
+from api.middleware import RequestContextMiddleware
+from api.model_holder import ModelHolder
+from api.routes import health, metrics, model, score
+from api.scoring import ScoringService
+from fraud_detection import __version__
+from fraud_detection.card_history import CardHistoryStore, card_history_from_settings
+from fraud_detection.card_key import resolve_key
+from fraud_detection.logs import configure_logging
+from fraud_detection.prediction_log import PredictionLog, prediction_log_from_settings
+from fraud_detection.settings import Settings, get_settings
+from fraud_detection.storage import Store, store_from_settings
+
+log = logging.getLogger("api")
+
+ERROR_KIND = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 429: "rate_limited", 503: "not_ready"}
+
+
+def _limit_native_threads() -> None:
+    """One BLAS / OpenMP thread per worker: the fallback predict_proba must not oversubscribe the cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # threadpoolctl ships with scikit-learn; without it OMP_NUM_THREADS still applies
+        log.debug("threadpoolctl unavailable", exc_info=True)
+
+
+def custom_openapi(app: FastAPI, request_models: list[type]) -> dict:
+    """FastAPI's document plus the request models the scoring routes validate themselves."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+        from pydantic.json_schema import models_json_schema
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        _, defs = models_json_schema(
+            [(m, "validation") for m in request_models], ref_template="#/components/schemas/{model}"
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(
+    settings: Settings | None = None,
+    store: Store | None = None,
+    *,
+    history: CardHistoryStore | None = None,
+    prediction_log: PredictionLog | None = None,
+    poll: bool = True,
+) -> FastAPI:
+    if not logging.getLogger().handlers:  # a uvicorn worker process: the CLI's logging setup is not inherited
+        configure_logging()
+    settings = settings or get_settings()
+    store = store or store_from_settings(settings)
+    api_metrics = ApiMetrics()
+    holder = ModelHolder(store, api_metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        _limit_native_threads()
+        key = resolve_key(settings, store)
+        hist = history or card_history_from_settings(settings, store)
+        plog = prediction_log or prediction_log_from_settings(settings, store)
+        app.state.prediction_log = plog
+        app.state.scoring = ScoringService(holder, hist, plog, key, api_metrics)
+        await asyncio.to_thread(holder.poll_once)
+        if not app.state.key_verifier.entries:
+            log.warning("no API keys configured (FRAUD_API_KEYS): every scoring call will get 401")
+        log.info(
+            "scoring API started",
+            extra={"pid": os.getpid(), "model_version": holder.current.version if holder.current else None},
+        )
+        poller = asyncio.create_task(holder.run_poller(settings.api_reload_interval_s)) if poll else None
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            await asyncio.to_thread(plog.close)
+            hist.close()
+            log.info("scoring API stopped", extra={"pid": os.getpid(), "predictions_logged": plog.written})
+
+    app = FastAPI(
+        title="Fraud scoring API",
+        version=__version__,
+        description="Scores card transactions with the latest verified fraud model. Scoring, model and "
+        "metrics endpoints need an `X-API-Key` header; `/health` and `/ready` are open.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.metrics = api_metrics
+    app.state.holder = holder
+    app.state.key_verifier = KeyVerifier(
+        parse_entries(settings.api_keys.get_secret_value() if settings.api_keys else None)
+    )
+    app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_s, settings.api_rate_limit_burst)
+
+    score_router, request_models = score.build_router(settings.api_max_batch)
+    app.include_router(score_router)
+    app.include_router(model.router)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        api_metrics.errors.labels("validation").inc()
+        # loc / msg / type only: the offending input is not echoed (it may hold a card number)
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = ERROR_KIND.get(exc.status_code)
+        if kind and exc.status_code not in (401, 429):  # those two are counted where they are raised
+            api_metrics.errors.labels(kind).inc()
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        api_metrics.errors.labels("internal").inc()
+        log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    app.openapi = lambda: custom_openapi(app, request_models)  # type: ignore[method-assign]
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=api_metrics,
+        max_body_bytes=settings.api_max_body_bytes,
+        access_log=settings.api_access_log,
+    )
+    return app

@@ -1,0 +1,134 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
+
+For every HTTP request: a request id (the caller's ``X-Request-ID`` if sane, else a new one) in the log
+context and the response headers; the body buffered up to ``max_body_bytes`` (413 past it, before any
+parsing); one latency observation and one request count per route template.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from fraud_detection.logs import correlation_id
+
+log = logging.getLogger("api.access")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+
+def _route_label(scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path or "unmatched"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app, *, metrics, max_body_bytes: int, access_log: bool = False) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+        self.access_log = access_log
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = None
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                text = value.decode("latin-1")
+                rid = text if _SAFE_ID.match(text) else None
+            elif name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+        rid = rid or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        scope["state"]["started"] = started
+        token = correlation_id.set(rid)
+        status_holder = [500]
+        rid_header = (b"x-request-id", rid.encode())
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        try:
+            if declared is not None and (declared < 0 or declared > self.max_body):
+                await self._reject(send_wrapper, 413, f"request body larger than {self.max_body} bytes")
+                return
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                body, too_big = await self._read_body(receive)
+                if too_big:
+                    await self._reject(send_wrapper, 413, f"request body larger than {self.max_body} bytes")
+                    return
+                receive = _replay(body, receive)
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            status = status_holder[0]
+            route = _route_label(scope)
+            elapsed = time.perf_counter() - started
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
+            if status == 413:
+                self.metrics.errors.labels("body_too_large").inc()
+            if self.access_log or status >= 400:
+                log.log(
+                    logging.WARNING if status >= 500 else logging.INFO,
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "latency_ms": round(elapsed * 1e3, 3),
+                    },
+                )
+            correlation_id.reset(token)
+
+    async def _read_body(self, receive) -> tuple[bytes, bool]:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return b"", True
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks), False
+
+    @staticmethod
+    async def _reject(send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,1 @@
+"""One module per resource: score, model, health, metrics."""

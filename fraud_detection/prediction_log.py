@@ -1,0 +1,235 @@
+"""Append-only log of every scored transaction, written off the request path.
+
+``PredictionLog.append`` puts a record on an in-memory queue and returns at once; one background
+thread drains the queue in batches into the sink: a SQLite file under ``<store>/state/`` (embedded
+default) or the DynamoDB table ``settings.prediction_log_table`` (pk ``prediction_id``, TTL
+``expires_at``). ``close()`` stops taking records and returns after every queued one is written, so a
+clean shutdown loses nothing. A failed write is retried with back-off rather than dropped.
+
+The card appears only as its keyed hash (``card_key``); a record holds no raw card number.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+log = logging.getLogger("fraud_detection.prediction_log")
+
+
+class PredictionRecord(NamedTuple):
+    prediction_id: str
+    logged_at: str  # UTC ISO-8601
+    request_id: str
+    trans_num: str
+    card_key: str
+    trans_time: str
+    amt: float
+    model_version: str
+    score: float
+    decision: bool
+    threshold: float
+    latency_ms: float
+
+
+class Sink(Protocol):
+    def write(self, records: list[PredictionRecord]) -> None: ...
+    def close(self) -> None: ...
+
+
+class SqliteSink:
+    _DDL = (
+        "CREATE TABLE IF NOT EXISTS prediction_log ("
+        " prediction_id TEXT PRIMARY KEY, logged_at TEXT NOT NULL, request_id TEXT, trans_num TEXT,"
+        " card_key TEXT NOT NULL, trans_time TEXT, amt REAL, model_version TEXT NOT NULL, score REAL NOT NULL,"
+        " decision INTEGER NOT NULL, threshold REAL NOT NULL, latency_ms REAL NOT NULL)"
+    )
+    _COLUMNS = PredictionRecord._fields
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn: sqlite3.Connection | None = None
+        conn = self._connect()
+        conn.execute(self._DDL)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # Opened in the writer thread on first write; check_same_thread off for the DDL in __init__.
+            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+        return self._conn
+
+    def write(self, records: list[PredictionRecord]) -> None:
+        conn = self._connect()
+        placeholders = ", ".join("?" for _ in self._COLUMNS)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO prediction_log ({', '.join(self._COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
+                records,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class DynamoSink:
+    def __init__(self, table_name: str, *, client=None, ttl_days: int = 400) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("dynamodb")
+        self.client = client
+        self.table = table_name
+        self.ttl_s = ttl_days * 86400
+
+    @staticmethod
+    def _attr(value) -> dict:
+        if isinstance(value, bool):
+            return {"BOOL": value}
+        if isinstance(value, (int, float)):
+            return {"N": repr(float(value)) if isinstance(value, float) else str(value)}
+        return {"S": str(value)}
+
+    def write(self, records: list[PredictionRecord]) -> None:
+        expires = str(int(time.time()) + self.ttl_s)
+        items = []
+        for r in records:
+            item = {k: self._attr(v) for k, v in r._asdict().items() if v != ""}
+            item["expires_at"] = {"N": expires}
+            items.append({"PutRequest": {"Item": item}})
+        for i in range(0, len(items), 25):
+            pending = {self.table: items[i : i + 25]}
+            for attempt in range(10):
+                resp = self.client.batch_write_item(RequestItems=pending)
+                pending = resp.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+            else:
+                raise RuntimeError("DynamoDB left prediction-log writes unprocessed")
+
+    def close(self) -> None:
+        pass
+
+
+def create_dynamo_table(client, table_name: str) -> None:
+    client.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": "prediction_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "prediction_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+
+class PredictionLog:
+    """Queue + one writer thread. ``append`` never blocks on I/O; ``close`` drains the queue.
+
+    The writer wakes every ``interval_s`` and writes whatever accumulated, in batches: an append
+    never wakes a thread (that would make the request path wait for the GIL), and the writer takes
+    the GIL a few times a second rather than once per record.
+    """
+
+    def __init__(self, sink: Sink, *, batch_size: int = 2000, interval_s: float = 0.1) -> None:
+        self.sink = sink
+        self.batch_size = batch_size
+        self.interval_s = interval_s
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._stop = threading.Event()
+        self.appended = 0
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
+        self._thread.start()
+
+    def append(self, record: PredictionRecord) -> None:
+        if self._closed:
+            raise RuntimeError("prediction log is closed")
+        self.appended += 1
+        self._q.put(record)
+
+    def append_many(self, records: list[PredictionRecord]) -> None:
+        for r in records:
+            self.append(r)
+
+    def backlog(self) -> int:
+        return self._q.qsize()
+
+    def _drain(self) -> None:
+        while True:
+            batch = []
+            try:
+                while len(batch) < self.batch_size:
+                    batch.append(self._q.get_nowait())
+            except queue.Empty:
+                pass
+            if not batch:
+                return
+            self._write(batch)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._drain()
+        self._drain()  # after close(): everything appended before it
+
+    def _write(self, batch: list[PredictionRecord]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                self.sink.write(batch)
+                self.written += len(batch)
+                return
+            except Exception:
+                log.exception("prediction log write failed; retrying", extra={"records": len(batch)})
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything appended so far is written (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.written >= self.appended:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("prediction log writer did not finish in time", extra={"backlog": self._q.qsize()})
+        self.sink.close()
+
+
+def prediction_log_from_settings(settings, store) -> PredictionLog:
+    if settings.kv_backend == "dynamodb":
+        import boto3
+
+        client = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+        return PredictionLog(
+            DynamoSink(settings.prediction_log_table, client=client, ttl_days=settings.prediction_log_ttl_days)
+        )
+    from fraud_detection.card_history import state_dir
+
+    return PredictionLog(SqliteSink(state_dir(settings, store) / "prediction_log.sqlite"))

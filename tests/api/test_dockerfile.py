@@ -1,0 +1,119 @@
+"""api/Dockerfile: its properties (no Docker engine here), and its exact CMD run locally and scored through."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import httpx
+from api_support import ROOT, free_port, server_env, to_request, wait_ready
+
+DOCKERFILE = ROOT / "api" / "Dockerfile"
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def _env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for word, rest in _instructions():
+        if word == "ENV":
+            for token in shlex.split(rest):
+                k, _, v = token.partition("=")
+                env[k] = v
+    return env
+
+
+def test_base_image_is_slim_python_311_pinned():
+    bases = [rest.split()[0] for word, rest in _instructions() if word == "FROM"]
+    assert bases and all(re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", b) for b in bases), bases
+
+
+def test_dependencies_come_from_the_lock_api_category_only():
+    text = DOCKERFILE.read_text()
+    assert "lock_to_requirements.py Pipfile.lock default api" in text
+    assert "--require-hashes" in text and "pipenv" not in text.replace("pipenv run", "")
+    sys.path.insert(0, str(ROOT / "api"))
+    from lock_to_requirements import requirements
+
+    lock = json.loads((ROOT / "Pipfile.lock").read_text())
+    reqs = requirements(lock, ["default", "api"])
+    names = {r.split("==")[0].lower() for r in reqs}
+    assert {"fastapi", "uvicorn", "scikit-learn", "numpy", "prometheus-client", "uvloop", "httptools"} <= names
+    assert not names & {"pyspark", "pandas", "great-expectations", "mlflow", "pytest", "moto"}
+    assert all("--hash=sha256:" in r for r in reqs)
+
+
+def test_runs_as_non_root_with_healthcheck_and_port_and_workers_from_env():
+    ins = _instructions()
+    users = [rest for word, rest in ins if word == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert any(word == "HEALTHCHECK" and "/health" in rest for word, rest in ins)
+    env = _env()
+    assert env["FRAUD_API_HOST"] == "0.0.0.0" and "FRAUD_API_PORT" in env and "FRAUD_API_WORKERS" in env
+    assert env["OMP_NUM_THREADS"] == "1"
+    assert [word for word, _ in ins].count("CMD") == 1
+    copies = [rest for word, rest in ins if word == "COPY"]
+    assert not any("spark_jobs" in c or "glue" in c or "tests" in c for c in copies)
+
+
+def test_the_exact_cmd_serves_and_scores_with_two_workers(settings, rows, api_key, tmp_path):
+    cmd = json.loads(next(rest for word, rest in _instructions() if word == "CMD"))
+    healthcheck = json.loads(next(rest for word, rest in _instructions() if word == "HEALTHCHECK").split("CMD", 1)[1])
+    assert cmd[0] == "python" and healthcheck[0] == "python"
+    port = free_port()
+    env = {**_env(), **server_env(settings, port, FRAUD_API_WORKERS="2")}  # 127.0.0.1 here: no 0.0.0.0 on tests
+    env["PATH"] = os.environ["PATH"]
+    with open(tmp_path / "server.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, *cmd[1:]], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(base, proc, timeout=60)
+            with httpx.Client(base_url=base, headers={"X-API-Key": api_key[0]}, timeout=10) as c:
+                for row in rows[:20]:
+                    r = c.post("/v1/score", json=to_request(row))
+                    assert r.status_code == 200 and 0 <= r.json()["fraud_probability"] <= 1
+            hc = subprocess.run([sys.executable, *healthcheck[1:]], env=env, timeout=10)
+            assert hc.returncode == 0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = (tmp_path / "server.log").read_text()
+    assert text.count('"msg": "scoring API started"') == 2  # two workers, from the environment
+
+
+def test_importing_the_service_does_not_import_pyspark():
+    code = (
+        "import sys, api.main, fraud_detection.cli as cli; cli.build_parser(); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('pyspark', 'great_expectations', 'mlflow')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_service_needs_neither_pyspark_nor_pandas(store, rows):
+    """The image has no pandas (scikit-learn only uses it when present): block both and build, load, score."""
+    code = (
+        "import sys; sys.modules['pandas'] = None; sys.modules['pyspark'] = None\n"
+        "import api.main, fraud_detection.cli as cli; cli.build_parser()\n"
+        "from fraud_detection.storage import LocalStore\n"
+        "from api.model_holder import load_candidate\n"
+        "from fraud_detection import artifacts\n"
+        f"s = LocalStore({str(store.root)!r}); lm = load_candidate(s, artifacts.read_latest(s).version)\n"
+        "import numpy as np; print(lm.scorer.kind, lm.scorer.predict_proba1(np.zeros((1, lm.scorer.n_features)))[0])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("hgb-numpy"), r.stdout + r.stderr

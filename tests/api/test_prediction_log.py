@@ -1,0 +1,132 @@
+"""Prediction log: off the request path, complete after a clean shutdown, card only as a keyed hash."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+from api_support import HASH_KEY, ROOT, free_port, server_env, to_request, wait_ready
+
+from fraud_detection import prediction_log
+from fraud_detection.card_key import card_key
+
+
+def _rows_in(path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT trans_num, card_key, model_version, score, decision, threshold, latency_ms FROM prediction_log"
+        ).fetchall()
+
+
+def test_every_scored_transaction_is_logged_with_hash_version_score_decision_latency(client, auth, rows, store):
+    subset = rows[:40]
+    answers = [client.post("/v1/score", json=to_request(r), headers=auth).json() for r in subset]
+    answers += client.post(
+        "/v1/score/batch", json={"transactions": [to_request(r) for r in rows[40:60]]}, headers=auth
+    ).json()["results"]
+    assert client.app.state.prediction_log.flush(10)
+    logged = {r[0]: r for r in _rows_in(store.path("state/prediction_log.sqlite"))}
+    assert len(logged) == 60
+    version = client.get("/ready").json()["model_version"]
+    for row, answer in zip(rows[:60], answers, strict=True):
+        trans_num, ck, v, score, decision, threshold, latency = logged[row["trans_num"]]
+        assert ck == card_key(row["cc_num"], HASH_KEY) and v == version
+        assert score == answer["fraud_probability"] and bool(decision) == answer["is_fraud"]
+        assert threshold == 0.5 and latency > 0
+    raw = store.path("state/prediction_log.sqlite").read_bytes()
+    assert not any(r["cc_num"].encode() in raw for r in rows[:60])
+
+
+class _SlowSink:
+    def __init__(self) -> None:
+        self.records: list = []
+
+    def write(self, records) -> None:
+        time.sleep(0.2)
+        self.records.extend(records)
+
+    def close(self) -> None:
+        pass
+
+
+def test_append_does_not_wait_for_the_sink_and_close_drains():
+    sink = _SlowSink()
+    log = prediction_log.PredictionLog(sink, batch_size=10, interval_s=0.01)
+    rec = prediction_log.PredictionRecord("id", "t", "r", "n", "k", "ts", 1.0, "v", 0.1, False, 0.5, 1.0)
+    t = time.perf_counter()
+    for i in range(100):
+        log.append(rec._replace(prediction_id=str(i)))
+    assert time.perf_counter() - t < 0.1  # the sink takes 0.2 s per batch: append must not wait for it
+    log.close()
+    assert len(sink.records) == 100
+
+
+class _FlakySink(_SlowSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 2
+
+    def write(self, records) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk hiccup")
+        self.records.extend(records)
+
+
+def test_failed_writes_are_retried_not_dropped():
+    sink = _FlakySink()
+    log = prediction_log.PredictionLog(sink, interval_s=0.01)
+    rec = prediction_log.PredictionRecord("id", "t", "r", "n", "k", "ts", 1.0, "v", 0.1, False, 0.5, 1.0)
+    log.append(rec)
+    log.close()
+    assert sink.records == [rec]
+
+
+def test_sigterm_finishes_in_flight_requests_and_loses_no_prediction(settings, store, rows, api_key, tmp_path):
+    """uvicorn under SIGTERM (what ECS sends): requests in flight complete, the log is drained, exit 0."""
+    port = free_port()
+    with open(tmp_path / "server.log", "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fraud_detection", "serve"],
+            cwd=ROOT,
+            env=server_env(settings, port),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, proc)
+        ok: list[int] = []
+        stop = threading.Event()
+
+        def client_loop(offset: int) -> None:
+            with httpx.Client(base_url=base, headers={"X-API-Key": api_key[0]}, timeout=10) as c:
+                for i in range(offset, len(rows), 4):
+                    if stop.is_set():
+                        return
+                    try:
+                        r = c.post("/v1/score", json=to_request(rows[i]))
+                    except httpx.TransportError:
+                        return  # refused after the listener closed: never answered, never scored
+                    assert r.status_code == 200, r.text
+                    ok.append(i)
+
+        threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(4)]
+        for th in threads:
+            th.start()
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        stop.set()
+        for th in threads:
+            th.join(10)
+    assert rc == 0
+    assert len(ok) > 20
+    logged = _rows_in(store.path("state/prediction_log.sqlite"))
+    assert len(logged) == len(ok)
+    text = (tmp_path / "server.log").read_text()
+    assert '"msg": "scoring API stopped"' in text and f'"predictions_logged": {len(ok)}' in text
