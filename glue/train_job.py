@@ -13,7 +13,7 @@ import argparse
 import sys
 from datetime import date
 
-OPTIONAL = ("test_from", "model", "trigger", "run_id", "catalog_mode")
+OPTIONAL = ("test_from", "model", "trigger", "run_id", "catalog_mode", "card_hash_key_secret_arn")
 
 
 def _glue_args(argv: list[str]) -> dict[str, str]:
@@ -30,6 +30,13 @@ def _plain_args(argv: list[str]) -> dict[str, str]:
     for o in OPTIONAL:
         p.add_argument(f"--{o}")
     return {k: v for k, v in vars(p.parse_args(argv[1:])).items() if v is not None}
+
+
+def _secret(arn: str) -> str:
+    """The card-hash key from Secrets Manager (never an argument value or a log line)."""
+    import boto3
+
+    return boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"].strip()
 
 
 def main(argv: list[str]) -> int:
@@ -49,9 +56,11 @@ def main(argv: list[str]) -> int:
         on_glue = False
 
     args = _glue_args(argv) if on_glue else _plain_args(argv)
-    settings = Settings(
-        store_uri=args["store_uri"], catalog_mode=args.get("catalog_mode", "glue" if on_glue else "local")
-    )
+    catalog_mode = args.get("catalog_mode", "glue" if on_glue else "local")
+    overrides = {"store_uri": args["store_uri"], "catalog_mode": catalog_mode}
+    if args.get("card_hash_key_secret_arn"):
+        overrides["card_hash_key"] = _secret(args["card_hash_key_secret_arn"])
+    settings = Settings(**overrides)
     store = open_store(settings.store_uri, endpoint_url=settings.aws_endpoint_url, region=settings.aws_region)
     job = None
     if on_glue:

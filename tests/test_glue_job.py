@@ -1,0 +1,81 @@
+"""The Glue entry script and its packaging: same pipeline underneath, what Glue needs is built by a script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "glue"))
+
+import build_package  # noqa: E402
+import train_job  # noqa: E402
+
+
+def test_plain_arguments_use_the_glue_option_names():
+    args = train_job._plain_args(
+        [
+            "train_job.py",
+            "--store_uri",
+            "/tmp/s",
+            "--input",
+            "a.csv,b/",
+            "--test_from",
+            "2020-06-21",
+            "--trigger",
+            "schedule",
+        ]
+    )
+    assert args == {"store_uri": "/tmp/s", "input": "a.csv,b/", "test_from": "2020-06-21", "trigger": "schedule"}
+
+
+def test_package_holds_the_code_and_pins_modules_from_the_lock(tmp_path):
+    built = build_package.build(tmp_path)
+    names = zipfile.ZipFile(built["fraud_detection.zip"]).namelist()
+    for module in ("fraud_detection/features.py", "fraud_detection/contract.py", "spark_jobs/pipeline.py"):
+        assert module in names
+    assert not any(n.startswith(("api/", "tests/")) for n in names)
+    modules = built["additional_python_modules.txt"].read_text().strip().split(",")
+    lock = json.loads((ROOT / "Pipfile.lock").read_text())
+    assert f"scikit-learn{lock['default']['scikit-learn']['version']}" in modules
+    assert f"great-expectations{lock['glue']['great-expectations']['version']}" in modules
+    assert not any(m.startswith(("pyspark", "boto3")) for m in modules)  # provided by the Glue runtime
+    assert built["train_job.py"].read_text() == (ROOT / "glue" / "train_job.py").read_text()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_entry_script_runs_the_pipeline_without_awsglue(small_history_csv, tmp_path):
+    store = tmp_path / "store"
+    env = os.environ | {
+        "FRAUD_SPARK_MASTER": "local[2]",
+        "FRAUD_SPARK_DRIVER_MEMORY": "2g",
+        "FRAUD_CATALOG_DATABASE": "fraud_glue_entry",
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "glue" / "train_job.py"),
+            "--store_uri",
+            str(store),
+            "--input",
+            str(small_history_csv),
+            "--run_id",
+            "glue-entry-test",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((store / "runs" / "glue-entry-test.json").read_text())
+    assert record["status"] == "succeeded" and record["trigger"] == "manual"
+    assert json.loads((store / "models" / "latest.json").read_text())["version"] == record["version"]
