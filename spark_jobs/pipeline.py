@@ -100,46 +100,16 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
     db = settings.catalog_database
     key = resolve_key(settings, store)
 
-    # --- extract + validate, file by file --------------------------------------------------------
+    # --- extract + validate --------------------------------------------------------------------------
     with stage("validate"):
-        files = extract.list_inputs(request.inputs)
-        if not files:
-            raise RunFailed(f"no CSV files found in {request.inputs}")
-        validator = ContractValidator(record.run_id)
-        accepted: list[tuple[extract.InputFile, Any]] = []
-        for f in files:
-            try:
-                header = extract.read_header(f)
-                contract.check_header(header)
-            except contract.ContractError as exc:
-                record.quarantined_files.append(
-                    quarantine(store, f.uri, f.name, {"file": f.name, "error": str(exc), "failed_expectations": []})
-                )
-                continue
-            typed = transform.typed_with_castability(extract.read_csv(spark, f, header)).persist()
-            outcome = validator.validate(typed, f.name)
-            if outcome.success:
-                accepted.append((f, typed))
-                record.accepted_files.append(f.name)
-            else:
-                typed.unpersist()
-                reason = {"error": "failed data contract validation", **outcome.reason()}
-                record.quarantined_files.append(quarantine(store, f.uri, f.name, reason))
-        docs_key = validator.publish_docs(store, f"reports/validation/{record.run_id}")
-        record.extra["validation_docs"] = docs_key
-        save_run(store, record)
-        if not accepted:
-            raise RunFailed("no input file passed validation; see quarantine/")
+        typed_all, order = _validate_inputs(spark, store, request, record)
 
     # --- tables ------------------------------------------------------------------------------------
     with stage("transactions_table"):
         load.ensure_database(spark, db)
-        typed_all = reduce(lambda a, b: a.unionByName(b), [df for _, df in accepted])
-        order = {f.name: i for i, (f, _) in enumerate(accepted)}
         curated = transform.curated_transactions(typed_all, order)
         load.write_table(curated, database=db, table=TRANSACTIONS_TABLE, path=store.spark_uri("curated/transactions"))
-        for _, df in accepted:
-            df.unpersist()
+        typed_all.unpersist()
     with stage("features_table"):
         tx = spark.table(f"`{db}`.`{TRANSACTIONS_TABLE}`")
         load.write_table(
@@ -160,9 +130,9 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
         for name in ("train", "validation", "test"):
             if splits.get(name, {}).get("rows", 0) == 0:
                 raise RunFailed(f"the {name} period is empty ({ts_split.describe()})")
-        train_df = fs.filter(F.col("split") == "train")
-        val_df = fs.filter(F.col("split") == "validation")
-        test_df = fs.filter(F.col("split") == "test")
+        train_df = feats.filter(split.period(ts_split, "train"))
+        val_df = feats.filter(split.period(ts_split, "validation"))
+        test_df = feats.filter(split.period(ts_split, "test"))
 
     # --- drift: the champion's training period vs the rows after its data end (never fails the run) -----
     with stage("drift"):
@@ -286,6 +256,55 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
         extra={"run_id": record.run_id, "version": version, "promoted": promotion.promoted, "reason": promotion.reason},
     )
     return RunResult(record=record, manifest=manifest)
+
+
+def _validate_inputs(spark, store: Store, request: TrainRequest, record: RunRecord):
+    """Check headers, then validate with great-expectations; returns (typed rows of accepted files, file order).
+
+    All well-formed files are validated together in one suite run (great-expectations costs seconds per
+    run, whatever the rows). Only when that fails is each file validated on its own, so a bad file is
+    quarantined with its own reason and the good ones go on.
+    """
+    from pyspark.sql import functions as F
+
+    files = extract.list_inputs(request.inputs)
+    if not files:
+        raise RunFailed(f"no CSV files found in {request.inputs}")
+    parsed: list[tuple[extract.InputFile, Any]] = []
+    for f in files:
+        try:
+            header = extract.read_header(f)
+            contract.check_header(header)
+        except contract.ContractError as exc:
+            reason = {"file": f.name, "error": str(exc), "failed_expectations": []}
+            record.quarantined_files.append(quarantine(store, f.uri, f.name, reason))
+            continue
+        parsed.append((f, transform.typed_with_castability(extract.read_csv(spark, f, header))))
+    if not parsed:
+        raise RunFailed("no input file passed validation; see quarantine/")
+    validator = ContractValidator(record.run_id)
+    union = reduce(lambda a, b: a.unionByName(b), [df for _, df in parsed]).persist()
+    together = validator.validate(union, parsed[0][0].name if len(parsed) == 1 else f"{len(parsed)} files")
+    accepted = [f for f, _ in parsed]
+    if not together.success:
+        accepted = []
+        for f, _ in parsed:
+            one_file = union.filter(F.col("source_file") == f.name)
+            outcome = together if len(parsed) == 1 else validator.validate(one_file, f.name)
+            if outcome.success:
+                accepted.append(f)
+            else:
+                reason = {"error": "failed data contract validation", **outcome.reason(), "file": f.name}
+                record.quarantined_files.append(quarantine(store, f.uri, f.name, reason))
+    record.accepted_files = [f.name for f in accepted]
+    record.extra["validation_docs"] = validator.publish_docs(store, f"reports/validation/{record.run_id}")
+    save_run(store, record)
+    if not accepted:
+        union.unpersist()
+        raise RunFailed("no input file passed validation; see quarantine/")
+    if len(accepted) < len(parsed):
+        union = union.filter(F.col("source_file").isin([f.name for f in accepted]))
+    return union, {f.name: i for i, f in enumerate(accepted)}
 
 
 def _split_counts(fs) -> dict[str, dict[str, Any]]:

@@ -51,3 +51,24 @@ def with_split(features, split: TimeSplit):  # DataFrame -> DataFrame with colum
         .when(d >= F.lit(split.validation_from), "validation")
         .otherwise("train"),
     )
+
+
+def period(split: TimeSplit, name: str):  # -> Column: rows of one period, pruning year/month partitions
+    """Filter for ``train`` / ``validation`` / ``test``: a date predicate plus the same bound on the
+    partition columns, so each period reads only its own partitions of the features table."""
+    from pyspark.sql import functions as F
+
+    d = F.to_date("trans_date_trans_time")
+    ym = F.col("year") * 100 + F.col("month")
+
+    def month_of(x: date) -> int:
+        return x.year * 100 + x.month
+
+    v, t = split.validation_from, split.test_from
+    if name == "train":
+        return (ym <= month_of(v)) & (d < F.lit(v))
+    if name == "validation":
+        return (ym >= month_of(v)) & (ym <= month_of(t)) & (d >= F.lit(v)) & (d < F.lit(t))
+    if name == "test":
+        return (ym >= month_of(t)) & (d >= F.lit(t))
+    raise ValueError(f"unknown period {name!r}")
