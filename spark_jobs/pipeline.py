@@ -17,7 +17,7 @@ from typing import Any
 
 from fraud_detection import artifacts, contract
 from fraud_detection.card_key import resolve_key
-from fraud_detection.features import FEATURE_NAMES, FEATURES, spark_features
+from fraud_detection.features import FEATURE_NAMES, FEATURES, MAX_WINDOW_S, spark_base_columns, spark_features
 from fraud_detection.models import model_feature_importances
 from fraud_detection.runs import RunRecord, new_run_id, save_run
 from fraud_detection.settings import Settings
@@ -116,6 +116,8 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
             spark_features(tx, key), database=db, table=FEATURES_TABLE, path=store.spark_uri("features/features")
         )
         feats = spark.table(f"`{db}`.`{FEATURES_TABLE}`")
+    with stage("history_snapshot"):
+        _write_history_snapshot(tx, key, store)
 
     # --- split ------------------------------------------------------------------------------------
     with stage("split"):
@@ -256,6 +258,26 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
         extra={"run_id": record.run_id, "version": version, "promoted": promotion.promoted, "reason": promotion.reason},
     )
     return RunResult(record=record, manifest=manifest)
+
+
+HISTORY_SNAPSHOT = "features/card_history_snapshot"
+
+
+def _write_history_snapshot(tx, key: str, store: Store) -> None:
+    """Each card's transactions of the last ``MAX_WINDOW_S`` before the data end, as the online store keeps
+    them (keyed card hash, time, amount, category), so ``fraud backfill-history`` can seed the API's card
+    history: without it a new deployment would serve history features computed from an empty history."""
+    from pyspark.sql import functions as F
+
+    base = spark_base_columns(tx, key)
+    end = base.agg(F.max("ts_s")).first()[0]
+    (
+        base.filter(F.col("ts_s") > end - MAX_WINDOW_S)
+        .select("card_key", "trans_num", "ts_s", "amt", "category_idx")
+        .coalesce(1)
+        .write.mode("overwrite")
+        .parquet(store.spark_uri(HISTORY_SNAPSHOT))
+    )
 
 
 def _validate_inputs(spark, store: Store, request: TrainRequest, record: RunRecord):

@@ -158,3 +158,35 @@ def test_failed_runs_leave_latest_untouched(first_run, tmp_path):
     runs = sorted(p.name for p in store.path("runs").iterdir())
     statuses = [json.loads((store.path("runs") / r).read_text())["status"] for r in runs]
     assert "failed" in statuses and "rejected" in statuses
+
+
+def test_backfilled_history_gives_the_api_the_training_features(first_run, monkeypatch):
+    """Seed the online store from the training snapshot; for each card's last transaction, the serving
+    engine's features from that store equal the Spark features table."""
+    import argparse
+    import math
+
+    from fraud_detection import features
+    from fraud_detection.card_history import card_history_from_settings
+    from fraud_detection.commands import backfill_history
+    from fraud_detection.settings import get_settings
+
+    spark, settings, store, _, _ = first_run
+    monkeypatch.setenv("FRAUD_STORE_URI", str(store.root))
+    get_settings.cache_clear()
+    try:
+        assert backfill_history.run(argparse.Namespace(batch=1_000)) == 0
+        history = card_history_from_settings(get_settings(), store)
+        feats = spark.table("fraud_e2e.features")
+        tx = {r["trans_num"]: r.asDict() for r in spark.table("fraud_e2e.transactions").collect()}
+        last = feats.orderBy(feats.ts_s.desc()).dropDuplicates(["card_key"]).limit(25).collect()
+        assert len(last) == 25
+        for row in last:
+            txn = tx[row["trans_num"]]
+            past = history.read(row["card_key"], before_ts=row["ts_s"])
+            got = features.transaction_features(txn, features.History.from_records(past))
+            for name, value in zip(features.FEATURE_NAMES, got, strict=True):
+                assert math.isclose(value, row[name], rel_tol=1e-9, abs_tol=1e-9), (name, value, row[name])
+        history.close()
+    finally:
+        get_settings.cache_clear()

@@ -75,12 +75,16 @@ def _examples(csv_path: Path, n: int = 3) -> list[dict[str, str]]:
     """A few transactions of the new month, frauds first, as the API takes them (Kaggle column names)."""
     import csv
 
-    from fraud_detection.contract import COLUMN_NAMES
+    from fraud_detection.contract import COLUMNS, LABEL
+
+    def typed(c, v: str):  # JSON types from the contract: the API does not coerce strings to numbers
+        return float(v) if c.dtype == "double" else int(v) if c.dtype in ("int", "long") else v
 
     with csv_path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    picked = [r for r in rows if r["is_fraud"] == "1"][:1] + [r for r in rows if r["is_fraud"] == "0"][: n - 1]
-    return [{k: r[k] for k in COLUMN_NAMES if k != "is_fraud"} | {"_label": r["is_fraud"]} for r in picked]
+    frauds = sorted((r for r in rows if r[LABEL] == "1"), key=lambda r: -float(r["amt"]))
+    picked = frauds[:1] + [r for r in rows if r[LABEL] == "0"][: n - 1]
+    return [{c.name: typed(c, r[c.name]) for c in COLUMNS if c.name != LABEL} | {"_label": r[LABEL]} for r in picked]
 
 
 def _score_all(base: str, key: str, examples: list[dict[str, str]]) -> str | None:
@@ -134,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         f"{record.metrics.get('pr_auc', float('nan')):.4f}, ROC-AUC {record.metrics.get('roc_auc', float('nan')):.4f}"
     )
     print(f"  report: {store.uri(f'models/{record.version}/report.html')}")
+
+    from fraud_detection.commands import backfill_history
+
+    backfill_history.run(argparse.Namespace(batch=5_000))  # the API starts with each card's recent history
 
     _say("3/6 starting the scoring API on 127.0.0.1")
     key, entry = new_api_key("demo")
