@@ -272,7 +272,7 @@ def _write_history_snapshot(tx, key: str, store: Store) -> None:
     base = spark_base_columns(tx, key)
     end = base.agg(F.max("ts_s")).first()[0]
     (
-        base.filter(F.col("ts_s") > end - MAX_WINDOW_S)
+        base.filter(F.col("ts_s") >= end - MAX_WINDOW_S)  # the windows include t - MAX_WINDOW_S
         .select("card_key", "trans_num", "ts_s", "amt", "category_idx")
         .coalesce(1)
         .write.mode("overwrite")

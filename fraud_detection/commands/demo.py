@@ -63,7 +63,7 @@ def _wait_for(predicate, timeout_s: float, what: str, poll_s: float = 1.0):
     while time.monotonic() < deadline:
         try:
             value = predicate()
-        except (OSError, urllib.error.URLError):
+        except (OSError, urllib.error.URLError, KeyError, TypeError):
             value = None
         if value:
             return value
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         _say("6/6 asking the running API which model answers now")
         latest = read_latest(store).version
         served = _wait_for(
-            lambda: (v := _http("GET", f"{base}/v1/model", key)[1].get("version")) == latest and v,
+            lambda: (v := _http("GET", f"{base}/v1/model", key)[1]["manifest"]["version"]) == latest and v,
             60,
             f"the API to serve {latest}",
         )
