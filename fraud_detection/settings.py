@@ -22,7 +22,7 @@ class Settings(BaseSettings):
 
     # --- key-value state: idempotency, prediction log, card history --------------------------
     kv_backend: Literal["sqlite", "dynamodb"] = Field(
-        "sqlite", description="sqlite: files under <store>/var-state (embedded); dynamodb: the tables below."
+        "sqlite", description="sqlite: files under <store>/state (embedded); dynamodb: the tables below."
     )
     idempotency_table: str = "fraud-idempotency"  # pk "id" (S), TTL "expires_at"
     prediction_log_table: str = "fraud-prediction-log"  # pk "prediction_id" (S), TTL "expires_at"

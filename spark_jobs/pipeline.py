@@ -223,12 +223,14 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
     artifacts.save_artifact(
         store, version=version, model_blob=blob, manifest=manifest, metrics=metrics_doc, report_html=html
     )
-    if promotion.promoted:
-        artifacts.publish_latest(store, manifest)  # written last, in one atomic write
     record.version = version
     record.metrics = {k: m[k] for k in HEADLINE}
     record.promotion = promotion.model_dump()
     record.status = "succeeded" if promotion.promoted else "rejected"
+    record.finished_at = artifacts.utc_now()
+    save_run(store, record)  # final before the pointer moves: whoever sees the new latest finds its record done
+    if promotion.promoted:
+        artifacts.publish_latest(store, manifest)  # written last, in one atomic write
     # --- tracking: MLflow run + registered version; aliases follow latest.json (champion / challenger) --
     try:
         from fraud_detection import tracking
