@@ -161,13 +161,16 @@ def test_failed_runs_leave_latest_untouched(first_run, tmp_path):
 
 
 def test_backfilled_history_gives_the_api_the_training_features(first_run, monkeypatch):
-    """Seed the online store from the training snapshot; for each card's last transaction, the serving
-    engine's features from that store equal the Spark features table."""
+    """Seed the online store from the training snapshot: for a new transaction right after the data end,
+    the features built from the backfilled store equal those built from each card's full history."""
     import argparse
     import math
+    from collections import defaultdict
+    from datetime import timedelta
 
     from fraud_detection import features
     from fraud_detection.card_history import card_history_from_settings
+    from fraud_detection.card_key import card_key, resolve_key
     from fraud_detection.commands import backfill_history
     from fraud_detection.settings import get_settings
 
@@ -177,16 +180,28 @@ def test_backfilled_history_gives_the_api_the_training_features(first_run, monke
     try:
         assert backfill_history.run(argparse.Namespace(batch=1_000)) == 0
         history = card_history_from_settings(get_settings(), store)
-        feats = spark.table("fraud_e2e.features")
-        tx = {r["trans_num"]: r.asDict() for r in spark.table("fraud_e2e.transactions").collect()}
-        last = feats.orderBy(feats.ts_s.desc()).dropDuplicates(["card_key"]).limit(25).collect()
-        assert len(last) == 25
-        for row in last:
-            txn = tx[row["trans_num"]]
-            past = history.read(row["card_key"], before_ts=row["ts_s"])
-            got = features.transaction_features(txn, features.History.from_records(past))
-            for name, value in zip(features.FEATURE_NAMES, got, strict=True):
-                assert math.isclose(value, row[name], rel_tol=1e-9, abs_tol=1e-9), (name, value, row[name])
+        key = resolve_key(settings, store)
+        rows = sorted(spark.table("fraud_e2e.transactions").collect(), key=lambda r: r["trans_date_trans_time"])
+        end = rows[-1]["trans_date_trans_time"]
+        full: dict[str, list] = defaultdict(list)
+        last: dict[str, dict] = {}
+        for r in rows:
+            ck = card_key(r["cc_num"], key)
+            full[ck].append(features.history_record(r.asDict()))
+            last[ck] = r.asDict()
+        probe_time = end + timedelta(seconds=1)
+        checked = 0
+        for ck, txn in list(last.items())[:40]:
+            probe = {**txn, "trans_date_trans_time": probe_time}
+            t = features.epoch_seconds(probe_time)
+            stored = history.read(ck, before_ts=t)
+            from_store = features.transaction_features(probe, features.History.from_records(stored))
+            from_all = features.transaction_features(probe, features.History.from_records(full[ck]))
+            for name, a, b in zip(features.FEATURE_NAMES, from_store, from_all, strict=True):
+                assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (name, a, b)
+            checked += 1
+        assert checked == 40
+        assert sum(1 for ck in list(last)[:40] if history.read(ck, before_ts=features.epoch_seconds(probe_time))) > 30
         history.close()
     finally:
         get_settings.cache_clear()

@@ -82,8 +82,10 @@ def _examples(csv_path: Path, n: int = 3) -> list[dict[str, str]]:
 
     with csv_path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    frauds = sorted((r for r in rows if r[LABEL] == "1"), key=lambda r: -float(r["amt"]))
+    # the month's first fraud: the API has that card's full history up to it (backfilled + what it scored)
+    frauds = sorted((r for r in rows if r[LABEL] == "1"), key=lambda r: r["trans_date_trans_time"])
     picked = frauds[:1] + [r for r in rows if r[LABEL] == "0"][: n - 1]
+    picked.sort(key=lambda r: r["trans_date_trans_time"])  # scored in time order, as the API would see them
     return [{c.name: typed(c, r[c.name]) for c in COLUMNS if c.name != LABEL} | {"_label": r[LABEL]} for r in picked]
 
 
