@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  run {record.run_id}: {record.status}; {promo.get('reason', record.error)}")
 
         _say("6/6 asking the running API which model answers now")
-        latest = read_latest(store).version
+        # a promoted run's record is final a moment before latest.json moves: wait for that exact version
+        latest = record.version if (record.promotion or {}).get("promoted") else read_latest(store).version
         served = _wait_for(
             lambda: (v := _http("GET", f"{base}/v1/model", key)[1]["manifest"]["version"]) == latest and v,
             60,
