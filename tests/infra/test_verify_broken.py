@@ -6,6 +6,8 @@ that owns that part.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import verify_ecs_api
 import verify_end_to_end
@@ -103,10 +105,17 @@ def test_check_fails_on_broken_variant(deploy_stack, capsys, mutate, module, ext
 
 def test_bootstrap_deploys_no_function(emulator, artifacts, tmp_path, monkeypatch):
     """First deployment phase: no Lambda and no notification yet; the checks say so instead of passing."""
+    import importlib.util
+    import sys
+
     import boto3
-    import conftest
 
     from infra.emulator import EmulatorProvisioner
+
+    # this folder's conftest by path: a bare `import conftest` finds tests/conftest.py in a whole-suite run
+    spec = importlib.util.spec_from_file_location("infra_conftest", Path(__file__).with_name("conftest.py"))
+    conftest = sys.modules.setdefault("infra_conftest", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(conftest)
 
     conftest.reset(emulator)
     session = boto3.Session(region_name="us-east-1")
