@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-from conftest import TABLE
 
 from fraud_detection.idempotency import DynamoStore, SqliteStore
 
@@ -16,6 +15,8 @@ from fraud_detection.idempotency import DynamoStore, SqliteStore
 def kv(request, tmp_path):
     if request.param == "sqlite":
         return SqliteStore(tmp_path / "kv.sqlite")
+    from conftest import TABLE  # here, not at module top: spawned children re-import this module
+
     aws = request.getfixturevalue("aws")
     return DynamoStore(TABLE, endpoint_url=aws.url)
 
