@@ -138,7 +138,7 @@ def prepare(rows_n: int, cards: int, seed: int) -> dict:
     log(f"features for {len(rows)} rows")
     X = train_features(rows)
     y = np.array([int(r["is_fraud"]) for r in rows])
-    log("training the default model (models.build_model('hgb'), 400 trees) and two more versions for the swap test")
+    log("training the default model (models.build_model('hgb')) and two more versions for the swap test")
     base = build_model("hgb", seed=0)
     v1 = save_version(store, clone(base).fit(X[:cut], y[:cut]), rows, X, y, cut, "v1", publish=True)
     swaps = []
@@ -425,7 +425,7 @@ def markdown(res: dict) -> str:
         "## Scoring API",
         "",
         f"Measured {res['measured_at']} by `bench/api_load.py` (`--duration {res['duration_s']:g}`) on this machine "
-        f"({env['cpus']} cores shared with other work, Python {env['python']}); load from `wrk` in a separate process "
+        f"({env['cpus']} cores, Python {env['python']}); load from `wrk` in a separate process "
         f"on the same 2 cores. Every server ran {res['workers']} worker processes on 127.0.0.1. One transaction per "
         f"request, each request a different transaction from the {res['setup']['bodies']:,} of a later period than "
         f"training ({res['setup']['cards']:,} cards), per-card history in SQLite pre-filled with "
@@ -457,9 +457,8 @@ def markdown(res: dict) -> str:
         "",
         f"Machine load while measuring: load average {res['load_average_before'][0]:.1f} before the run and "
         f"{res['load_average_after'][0]:.1f} / {res['load_average_after'][1]:.1f} / {res['load_average_after'][2]:.1f} "
-        "(1 / 5 / 15 min) after it, on 2 cores: other engineers' Spark jobs and tests shared the machine, so "
-        "every figure here (the baseline's included) is slower than on a quiet machine; compare the rows of "
-        "one run with each other, not with other runs.",
+        "(1 / 5 / 15 min) after it, on 2 cores (anything above the benchmark's own servers and wrk slows "
+        "every row alike); compare the rows of one run with each other, not with other runs.",
         "",
         "Reproduce: `apt-get install -y wrk`, then `.venv/bin/python bench/api_load.py --duration 10 --write-docs` "
         "(about 5 minutes on this shared machine: data, three models, then bounded wrk runs; "
