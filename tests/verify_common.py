@@ -186,3 +186,13 @@ def check_log_group(report: Report, dep: Deployment, label: str, name: str, max_
 
 def jsonable(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
+
+
+def run_configuration_checks(doc: str, label: str, run_checks, argv: list[str] | None = None, session=None) -> int:
+    """The ``main`` of a verify script whose checks are configuration only: parse, open the stack, check, summarise."""
+    args = base_parser(doc).parse_args(argv)
+    report = Report(label)
+    dep = open_deployment(args, report, session=session)
+    if dep is not None:
+        run_checks(dep, report)
+    return report.summary()

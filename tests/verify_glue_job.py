@@ -10,10 +10,9 @@ import sys
 
 from verify_common import (
     Report,
-    base_parser,
     expect,
     expect_equal,
-    open_deployment,
+    run_configuration_checks,
 )
 
 REQUIRED_ARGUMENTS = {
@@ -154,12 +153,7 @@ def run_checks(dep, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None, session=None) -> int:
-    args = base_parser(__doc__).parse_args(argv)
-    report = Report("glue")
-    dep = open_deployment(args, report, session=session)
-    if dep is not None:
-        run_checks(dep, report)
-    return report.summary()
+    return run_configuration_checks(__doc__, "glue", run_checks, argv, session)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 import urllib.parse
 from dataclasses import dataclass, field
 
-from verify_common import Report, base_parser, expect, open_deployment
+from verify_common import Report, expect, run_configuration_checks
 
 # Actions AWS only grants on Resource "*".
 UNSCOPABLE_ACTIONS = {"ecr:getauthorizationtoken", "cloudwatch:putmetricdata", "xray:puttracesegments"}
@@ -401,12 +401,7 @@ def run_checks(dep, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None, session=None) -> int:
-    args = base_parser(__doc__).parse_args(argv)
-    report = Report("iam")
-    dep = open_deployment(args, report, session=session)
-    if dep is not None:
-        run_checks(dep, report)
-    return report.summary()
+    return run_configuration_checks(__doc__, "iam", run_checks, argv, session)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ import zipfile
 
 from verify_common import (
     Report,
-    base_parser,
     check_log_group,
     check_table,
     expect,
     expect_equal,
-    open_deployment,
+    run_configuration_checks,
 )
 
 HANDLER = "retrain_lambda.handler.handler"
@@ -121,12 +120,7 @@ def run_checks(dep, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None, session=None) -> int:
-    args = base_parser(__doc__).parse_args(argv)
-    report = Report("lambda")
-    dep = open_deployment(args, report, session=session)
-    if dep is not None:
-        run_checks(dep, report)
-    return report.summary()
+    return run_configuration_checks(__doc__, "lambda", run_checks, argv, session)
 
 
 if __name__ == "__main__":
