@@ -10,6 +10,10 @@ and whether drift was found in this run's data:
 * embedded default: ``<store>/reports/metrics/model_quality.prom`` (Prometheus text format, e.g. for a
   node-exporter textfile collector) and ``model_quality.json`` beside it.
 
+The live drift check (``fraud drift --live``, and the scheduled Glue job ``glue/live_drift_job.py``)
+publishes its result with ``publish_live_drift``: the same ``DriftFound`` metric with the same single
+dimension, so the stack's data-drift alarm fires from either check; locally ``live_drift.prom``.
+
 ``check_alerts`` is the local alarm: it fires when the champion's ROC-AUC is below
 ``settings.alert_min_roc_auc`` (0.89) or the newest drift report under ``reports/drift/`` found drift.
 ``fraud monitor`` runs it, logs every firing alert at ERROR and exits 1.
@@ -33,6 +37,7 @@ DIMENSION = "ModelName"
 METRICS_PREFIX = "reports/metrics"
 PROM_KEY = f"{METRICS_PREFIX}/model_quality.prom"
 JSON_KEY = f"{METRICS_PREFIX}/model_quality.json"
+LIVE_PROM_KEY = f"{METRICS_PREFIX}/live_drift.prom"
 DRIFT_PREFIX = "reports/drift"
 
 
@@ -84,6 +89,57 @@ def render_prometheus(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cloudwatch_client(settings, cloudwatch=None):
+    if cloudwatch is not None:
+        return cloudwatch
+    import boto3
+
+    return boto3.client("cloudwatch", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+
+
+def _dimensions(settings) -> list[dict[str, str]]:
+    """The one dimension of every FraudDetection metric (the stack's alarms select on exactly this)."""
+    return [{"Name": DIMENSION, "Value": settings.registered_model_name}]
+
+
+def render_live_prometheus(model_name: str, drift_found: bool, checked_at_s: float) -> str:
+    label = f'model_name="{_prom_escape(model_name)}"'
+    return (
+        "# HELP fraud_live_drift_found 1 when the last live drift check (prediction log vs the champion's "
+        "test period) found drift.\n"
+        "# TYPE fraud_live_drift_found gauge\n"
+        f"fraud_live_drift_found{{{label}}} {int(drift_found)}\n"
+        "# HELP fraud_live_drift_checked_timestamp_seconds When the last live drift check ran.\n"
+        "# TYPE fraud_live_drift_checked_timestamp_seconds gauge\n"
+        f"fraud_live_drift_checked_timestamp_seconds{{{label}}} {checked_at_s:.0f}\n"
+    )
+
+
+def publish_live_drift(settings, store: Store, summary: dict[str, Any], *, cloudwatch=None) -> dict[str, Any]:
+    """Publish a live drift check's ``DriftFound`` (0 / 1): CloudWatch on AWS, ``live_drift.prom`` locally."""
+    found = bool(summary["drift_found"])
+    if backend(settings, store) == "cloudwatch":
+        datum = {
+            "MetricName": "DriftFound",
+            "Dimensions": _dimensions(settings),
+            "Value": float(found),
+            "Unit": "Count",
+        }
+        _cloudwatch_client(settings, cloudwatch).put_metric_data(Namespace=NAMESPACE, MetricData=[datum])
+        destination = f"cloudwatch:{NAMESPACE}"
+    else:
+        store.write_bytes(
+            LIVE_PROM_KEY, render_live_prometheus(settings.registered_model_name, found, time.time()).encode()
+        )
+        destination = store.uri(LIVE_PROM_KEY)
+    log.log(
+        logging.ERROR if found else logging.INFO,
+        "live drift published",
+        extra={"drift_found": found, "features": summary.get("features") or [], "destination": destination},
+    )
+    return {"published": True, "drift_found": found, "destination": destination}
+
+
 def publish_quality_metrics(settings, store: Store, drift: dict[str, Any] | None = None, *, cloudwatch=None) -> dict:
     """Publish the champion's test ROC-AUC / PR-AUC (and DriftFound); returns what was published."""
     q = champion_quality(store)
@@ -101,12 +157,8 @@ def publish_quality_metrics(settings, store: Store, drift: dict[str, Any] | None
     }
     where = backend(settings, store)
     if where == "cloudwatch":
-        cw = cloudwatch
-        if cw is None:
-            import boto3
-
-            cw = boto3.client("cloudwatch", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
-        dims = [{"Name": DIMENSION, "Value": settings.registered_model_name}]
+        cw = _cloudwatch_client(settings, cloudwatch)
+        dims = _dimensions(settings)
         data = [
             {"MetricName": "TestRocAuc", "Dimensions": dims, "Value": q["roc_auc"], "Unit": "None"},
             {"MetricName": "TestPrAuc", "Dimensions": dims, "Value": q["pr_auc"], "Unit": "None"},

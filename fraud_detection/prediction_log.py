@@ -6,16 +6,25 @@ default) or the DynamoDB table ``settings.prediction_log_table`` (pk ``predictio
 ``expires_at``). ``close()`` stops taking records and returns after every queued one is written, so a
 clean shutdown loses nothing. A failed write is retried with back-off rather than dropped.
 
+A record may carry the served feature vector (``features``, in ``fraud_detection.features.FEATURE_NAMES``
+order) so live drift can compare every feature; it is stored as compact JSON text with 7 significant
+digits (``encode_features``), which keeps a DynamoDB item under 1 KB (one write unit). Logs written
+before the column existed still read: ``SqliteSink`` adds the column to an older table, and a record
+without a vector has ``features`` None.
+
 The card appears only as its keyed hash (``card_key``); a record holds no raw card number.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -35,6 +44,36 @@ class PredictionRecord(NamedTuple):
     decision: bool
     threshold: float
     latency_ms: float
+    features: list[float] | None = None  # the served vector, FEATURE_NAMES order (None: not logged)
+
+
+FEATURES_DIGITS = 7  # significant digits kept per feature value: plenty for distribution tests
+
+
+def encode_features(values: Sequence[float] | None) -> str | None:
+    """Feature vector -> compact JSON text (``[12.5,3,0.25]``); non-finite values become null."""
+    if values is None:
+        return None
+    parts = (f"{float(v):.{FEATURES_DIGITS}g}" if math.isfinite(float(v)) else "null" for v in values)
+    return "[" + ",".join(parts) + "]"
+
+
+def decode_features(text: str | None) -> list[float] | None:
+    """``encode_features`` text -> floats (null -> NaN); None or unreadable text -> None."""
+    if not text:
+        return None
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(values, list):
+        return None
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def _row(record: PredictionRecord) -> tuple:
+    """A record as the SQLite row it is stored as (the vector as JSON text)."""
+    return (*record[:-1], encode_features(record.features))
 
 
 class Sink(Protocol):
@@ -47,7 +86,7 @@ class SqliteSink:
         "CREATE TABLE IF NOT EXISTS prediction_log ("
         " prediction_id TEXT PRIMARY KEY, logged_at TEXT NOT NULL, request_id TEXT, trans_num TEXT,"
         " card_key TEXT NOT NULL, trans_time TEXT, amt REAL, model_version TEXT NOT NULL, score REAL NOT NULL,"
-        " decision INTEGER NOT NULL, threshold REAL NOT NULL, latency_ms REAL NOT NULL)"
+        " decision INTEGER NOT NULL, threshold REAL NOT NULL, latency_ms REAL NOT NULL, features TEXT)"
     )
     _COLUMNS = PredictionRecord._fields
 
@@ -57,6 +96,7 @@ class SqliteSink:
         self._conn: sqlite3.Connection | None = None
         conn = self._connect()
         conn.execute(self._DDL)
+        add_features_column(conn)
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -74,7 +114,7 @@ class SqliteSink:
         try:
             conn.executemany(
                 f"INSERT OR IGNORE INTO prediction_log ({', '.join(self._COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
-                records,
+                [_row(r) for r in records],
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -85,6 +125,21 @@ class SqliteSink:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def has_features_column(conn: sqlite3.Connection) -> bool:
+    return any(row[1] == "features" for row in conn.execute("PRAGMA table_info(prediction_log)"))
+
+
+def add_features_column(conn: sqlite3.Connection) -> None:
+    """Migrate a prediction log written before feature vectors were logged (old rows keep NULL)."""
+    if has_features_column(conn):
+        return
+    try:
+        conn.execute("ALTER TABLE prediction_log ADD COLUMN features TEXT")
+    except sqlite3.OperationalError as exc:  # another process (API worker) added it first
+        if "duplicate column" not in str(exc):
+            raise
 
 
 class DynamoSink:
@@ -109,7 +164,9 @@ class DynamoSink:
         expires = str(int(time.time()) + self.ttl_s)
         items = []
         for r in records:
-            item = {k: self._attr(v) for k, v in r._asdict().items() if v != ""}
+            item = {k: self._attr(v) for k, v in r._asdict().items() if v != "" and k != "features"}
+            if r.features is not None:
+                item["features"] = {"S": encode_features(r.features)}
             item["expires_at"] = {"N": expires}
             items.append({"PutRequest": {"Item": item}})
         for i in range(0, len(items), 25):

@@ -3,11 +3,13 @@
 * ``fraud drift PATH...``: new Kaggle-format CSV file(s) / folder(s) vs the champion's training period
   (read from the features table), feature by feature. The new files' features are computed from those
   files alone, so card-history features see only the history inside them.
-* ``fraud drift --live``: the recent prediction log vs the champion's test period. The prediction log
-  stores no feature vector, only what it keeps per prediction: the **score**, the **amount** and the
-  transaction time (-> **hour**, **weekday**, **is_night**); those five are compared. The champion's
-  test-period reference (its scores computed with Spark once) is cached under
-  ``reports/drift/live-reference/<version>.json``, so later live checks need no Spark.
+* ``fraud drift --live``: the recent prediction log vs the champion's test period: the model **score**
+  and **every feature** (``features.FEATURE_KINDS``, each with the test of its kind). The API logs the
+  served feature vector with each prediction; rows logged without one (older logs) still count for the
+  columns every row keeps: score, amount and the transaction time (-> hour, weekday, is_night). The
+  champion's test-period reference (scores and feature summaries, computed with Spark once) is cached
+  under ``reports/drift/live-reference/<version>.json``, so later live checks need no Spark.
+  ``run_live_check`` is the whole check; the scheduled AWS job (``glue/live_drift_job.py``) calls it too.
 
 Reports (JSON + HTML with per-feature plots) go to ``reports/drift/<ondemand|live>-<UTC timestamp>/``.
 Exit code: 0 no drift, 3 drift found, 1 failure, 2 nothing to compare.
@@ -19,24 +21,35 @@ import argparse
 import json
 import sqlite3
 import sys
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from fraud_detection.features import FEATURE_KINDS, FEATURE_NAMES
 
 NAME = "drift"
 HELP = (
     "Drift report: new CSV file(s)/folder vs the champion's training data, or --live: the recent prediction "
-    "log (score, amount, hour, weekday, night) vs the champion's test period. Exit 3 when drift is found."
+    "log (score and every feature) vs the champion's test period. Exit 3 when drift is found."
 )
 
-LIVE_KINDS = {"score": "continuous", "amt": "continuous", "hour": "ordinal", "weekday": "ordinal", "is_night": "binary"}
+# Columns every logged prediction has (the score, the amount, and what the transaction time gives).
+LOG_COLUMNS = ("score", "amt", "hour", "weekday", "is_night")
+LIVE_KINDS: dict[str, str] = {"score": "continuous", **FEATURE_KINDS}
 LIVE_NOTE = (
-    "the prediction log stores no feature vector; compared: model score, amount, and hour / weekday / night "
+    "score and every feature; the features come from the vector the API logged with each prediction, "
+    "rows logged without one (older logs) count only for score, amount, and hour / weekday / night "
     "derived from the transaction time"
 )
 PROFILE_PREFIX = "reports/drift/live-reference"
+PROFILE_FORMAT = 2  # 1: score / amount / time columns only; 2: score and every feature
+MAX_SCAN_PAGES = 10_000  # DynamoDB scan pages (each up to 1 MB) read at most
 EXIT_DRIFT = 3
+
+SparkSessionFactory = Callable[[], AbstractContextManager[Any]]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,75 +68,143 @@ def _stamp() -> str:
 # =================================================================================================
 
 
-def read_prediction_log(settings, store, since: datetime, max_rows: int) -> list[tuple[str, float, float]]:
-    """(trans_time, amt, score) of predictions logged since ``since``, newest first, at most ``max_rows``."""
+class LoggedPrediction(NamedTuple):
+    """What live drift reads of one logged prediction."""
+
+    trans_time: str
+    amt: float | None
+    score: float
+    features: list[float] | None = None  # FEATURE_NAMES order; None for rows logged without a vector
+    logged_at: str = ""
+
+
+def read_prediction_log(
+    settings, store, since: datetime, max_rows: int, *, page_size: int | None = None
+) -> list[LoggedPrediction]:
+    """Predictions logged since ``since``, newest first, at most ``max_rows``.
+
+    SQLite: the newest ``max_rows``. DynamoDB: a scan filtered on ``logged_at``, page by page
+    (``page_size`` items per page, default DynamoDB's 1 MB), stopping once ``max_rows`` are read; the
+    scan runs in the hash order of the random prediction ids, so the bound keeps a uniform sample of
+    the window rather than its newest rows.
+    """
     cutoff = since.isoformat(timespec="milliseconds")
     if settings.kv_backend == "dynamodb":
-        import boto3
+        return _read_dynamodb(settings, cutoff, max_rows, page_size)
+    return _read_sqlite(settings, store, cutoff, max_rows)
 
-        client = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
-        out: list[tuple[str, float, float]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": settings.prediction_log_table,
-            "FilterExpression": "logged_at >= :c",
-            "ExpressionAttributeValues": {":c": {"S": cutoff}},
-            "ProjectionExpression": "trans_time, amt, score",
-        }
-        for _ in range(10_000):  # bounded: pages of up to 1 MB
-            page = client.scan(**kwargs)
-            for it in page.get("Items", []):
-                if "trans_time" in it and "score" in it:
-                    out.append(
-                        (it["trans_time"]["S"], float(it.get("amt", {"N": "nan"})["N"]), float(it["score"]["N"]))
-                    )
-            if len(out) >= max_rows or "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return out[:max_rows]
+
+def _read_sqlite(settings, store, cutoff: str, max_rows: int) -> list[LoggedPrediction]:
     from fraud_detection.card_history import state_dir
+    from fraud_detection.prediction_log import decode_features, has_features_column
 
     path = state_dir(settings, store) / "prediction_log.sqlite"
     if not path.exists():
         return []
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
-        return conn.execute(
-            "SELECT trans_time, amt, score FROM prediction_log WHERE logged_at >= ? ORDER BY logged_at DESC LIMIT ?",
+        vector = "features" if has_features_column(conn) else "NULL"  # a log no API has migrated yet
+        rows = conn.execute(
+            f"SELECT trans_time, amt, score, {vector}, logged_at FROM prediction_log"  # noqa: S608
+            " WHERE logged_at >= ? ORDER BY logged_at DESC LIMIT ?",
             (cutoff, max_rows),
         ).fetchall()
     finally:
         conn.close()
+    return [LoggedPrediction(t, a, s, decode_features(f), at) for t, a, s, f, at in rows]
 
 
-def live_arrays(rows: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:
-    """Prediction-log rows -> the live columns (hour / weekday / night as the features define them)."""
+_SCAN_NAMES = {"#t": "trans_time", "#a": "amt", "#s": "score", "#f": "features", "#l": "logged_at"}
+
+
+def _scan_request(table: str, cutoff: str, page_size: int | None) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "#l >= :c",
+        "ExpressionAttributeNames": _SCAN_NAMES,
+        "ExpressionAttributeValues": {":c": {"S": cutoff}},
+        "ProjectionExpression": ", ".join(_SCAN_NAMES),
+    }
+    if page_size:
+        request["Limit"] = page_size
+    return request
+
+
+def _from_item(item: dict[str, Any]) -> LoggedPrediction | None:
+    from fraud_detection.prediction_log import decode_features
+
+    if "trans_time" not in item or "score" not in item:
+        return None
+    return LoggedPrediction(
+        trans_time=item["trans_time"]["S"],
+        amt=float(item["amt"]["N"]) if "amt" in item else None,
+        score=float(item["score"]["N"]),
+        features=decode_features(item.get("features", {}).get("S")),
+        logged_at=item.get("logged_at", {}).get("S", ""),
+    )
+
+
+def _read_dynamodb(settings, cutoff: str, max_rows: int, page_size: int | None) -> list[LoggedPrediction]:
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    request = _scan_request(settings.prediction_log_table, cutoff, page_size)
+    out: list[LoggedPrediction] = []
+    for _ in range(MAX_SCAN_PAGES):
+        page = client.scan(**request)
+        out.extend(r for r in map(_from_item, page.get("Items", [])) if r is not None)
+        if len(out) >= max_rows or "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    out.sort(key=lambda r: r.logged_at, reverse=True)
+    return out[:max_rows]
+
+
+def live_arrays(rows: Sequence[Sequence[Any]]) -> dict[str, np.ndarray]:
+    """Logged rows ``(trans_time, amt, score[, features])`` -> one array per live column.
+
+    ``LOG_COLUMNS`` come from every row (hour / weekday / night as the features define them); every
+    other feature only from the rows that carry a vector of the current ``FEATURE_NAMES`` length.
+    """
     from fraud_detection.features import NIGHT_END_HOUR, NIGHT_START_HOUR, parse_timestamp
 
-    hour, weekday, amt, score = [], [], [], []
-    for trans_time, a, s in rows:
+    hour, weekday, amt, score, vectors = [], [], [], [], []
+    for row in rows:
         try:
-            t = parse_timestamp(trans_time)
+            t = parse_timestamp(row[0])
         except (TypeError, ValueError):
             continue
         hour.append(t.hour)
         weekday.append(t.weekday())
-        amt.append(np.nan if a is None else float(a))
-        score.append(float(s))
+        amt.append(np.nan if row[1] is None else float(row[1]))
+        score.append(float(row[2]))
+        vector = row[3] if len(row) > 3 else None
+        if vector is not None and len(vector) == len(FEATURE_NAMES):
+            vectors.append(vector)
     h = np.asarray(hour, np.float64)
-    return {
+    out = {
         "score": np.asarray(score, np.float64),
         "amt": np.asarray(amt, np.float64),
         "hour": h,
         "weekday": np.asarray(weekday, np.float64),
         "is_night": ((h >= NIGHT_START_HOUR) | (h < NIGHT_END_HOUR)).astype(np.float64),
     }
+    matrix = np.asarray(vectors, np.float64).reshape(len(vectors), len(FEATURE_NAMES))
+    for i, name in enumerate(FEATURE_NAMES):
+        out.setdefault(name, matrix[:, i])
+    return out
+
+
+def rows_with_features(data: dict[str, np.ndarray]) -> int:
+    """How many rows of ``live_arrays`` output carried a feature vector."""
+    vector_only = [n for n in FEATURE_NAMES if n not in LOG_COLUMNS]
+    return int(data[vector_only[0]].size) if vector_only else 0
 
 
 def build_live_profile(spark, settings, store, manifest, model) -> dict[str, Any]:
-    """Summaries of the champion's test period (score with the champion, amount, hour, weekday, night)."""
+    """Summaries of the champion's test period: its score by the champion and every feature."""
     from pyspark.sql import functions as F
 
-    from fraud_detection.features import FEATURE_NAMES
     from spark_jobs import drift as D
     from spark_jobs.evaluate import score_spark
     from spark_jobs.pipeline import FEATURES_TABLE
@@ -132,20 +213,23 @@ def build_live_profile(spark, settings, store, manifest, model) -> dict[str, Any
     feats = spark.table(f"`{settings.catalog_database}`.`{FEATURES_TABLE}`")
     ts = F.col("trans_date_trans_time")
     period = feats.where((ts >= F.lit(test.start).cast("timestamp")) & (ts <= F.lit(test.end).cast("timestamp")))
-    ids = ("ref_amt", "ref_hour", "ref_weekday", "ref_is_night")
-    src = period.select(
-        F.col("amt").alias("ref_amt"),
-        F.col("hour").alias("ref_hour"),
-        F.col("weekday").alias("ref_weekday"),
-        F.col("is_night").alias("ref_is_night"),
-        *FEATURE_NAMES,
-    )
+    # score_spark keeps id columns beside the features it scores: the features ride along under other names
+    ids = tuple(f"ref_{n}" for n in FEATURE_NAMES)
+    src = period.select(*[F.col(n).alias(f"ref_{n}") for n in FEATURE_NAMES], *FEATURE_NAMES)
     scored = score_spark(src, model, id_cols=ids).select(
         "score", *[F.col(i).cast("double").alias(i.removeprefix("ref_")) for i in ids]
     )
     edges = D.reference_edges_spark(scored, LIVE_KINDS, settings.drift_psi_bins)
-    summaries = D.summarize_spark(scored, LIVE_KINDS, edges, seed=settings.random_seed)
+    summaries = D.summarize_spark(
+        scored,
+        LIVE_KINDS,
+        edges,
+        max_distinct=settings.drift_max_distinct,
+        sample_rows=settings.drift_sample_rows,
+        seed=settings.random_seed,
+    )
     return {
+        "format": PROFILE_FORMAT,
         "model_version": manifest.version,
         "period": {"start": test.start, "end": test.end, "rows": test.rows},
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -157,16 +241,46 @@ def profile_key(version: str) -> str:
     return f"{PROFILE_PREFIX}/{version}.json"
 
 
-def live_drift(settings, store, profile: dict[str, Any], rows: list, *, hours: float) -> dict[str, Any]:
-    """Compare prediction-log rows with a reference profile; writes the report; returns the summary."""
+def cached_profile(store, version: str) -> dict[str, Any] | None:
+    """The cached reference profile of ``version``; None when absent or of an older format (rebuilt)."""
+    key = profile_key(version)
+    if store.head(key) is None:
+        return None
+    profile = json.loads(store.read_bytes(key))
+    if profile.get("format") != PROFILE_FORMAT:
+        print(f"drift: cached live reference {key} has an older format: rebuilding it", file=sys.stderr)
+        return None
+    return profile
+
+
+def live_profile(settings, store, version: str, spark_session: SparkSessionFactory) -> dict[str, Any]:
+    """The champion's reference profile: from the cache, else built with Spark once and cached."""
+    from fraud_detection import artifacts
+
+    profile = cached_profile(store, version)
+    if profile is not None:
+        return profile
+    with spark_session() as spark:
+        manifest, model = artifacts.load_model(store, version)
+        profile = build_live_profile(spark, settings, store, manifest, model)
+    store.write_bytes(profile_key(version), json.dumps(profile).encode())
+    return profile
+
+
+def live_drift(
+    settings, store, profile: dict[str, Any], rows: Sequence, *, hours: float, plots: bool = True
+) -> dict[str, Any]:
+    """Compare prediction-log rows with a reference profile; writes the report (``plots``: one PNG per
+    compared column); returns the summary."""
     from spark_jobs import drift as D
 
     ref = {k: D.Summary.from_dict(v) for k, v in profile["summaries"].items()}
     cur_data = live_arrays(rows)
+    kinds = {k: s.kind for k, s in ref.items() if k in cur_data and cur_data[k].size}
     edges = {k: s.edges or [] for k, s in ref.items() if s.kind == "continuous"}
     cur = D.summarize_numpy(
         cur_data,
-        {k: s.kind for k, s in ref.items()},
+        kinds,
         edges,
         max_distinct=settings.drift_max_distinct,
         sample_rows=settings.drift_sample_rows,
@@ -175,43 +289,62 @@ def live_drift(settings, store, profile: dict[str, Any], rows: list, *, hours: f
     result = D.compare(
         ref, cur, alpha=settings.drift_alpha, min_psi=settings.drift_min_psi, psi_bins=settings.drift_psi_bins
     )
+    counts = {"rows": int(cur_data["score"].size), "rows_with_features": rows_with_features(cur_data)}
     meta = {
         "kind": "live",
         "note": LIVE_NOTE,
         "champion_version": profile["model_version"],
         "reference": {"what": "champion test period", **profile["period"]},
-        "current": {"what": f"prediction log, last {hours:g} h", "rows": int(cur_data["score"].size)},
+        "current": {"what": f"prediction log, last {hours:g} h", **counts},
     }
-    key = D.write_report(store, f"{D.REPORTS}/live-{_stamp()}", result, meta)
-    return D.summary_for_record(result, key, note=LIVE_NOTE, current_rows=int(cur_data["score"].size))
+    key = D.write_report(store, f"{D.REPORTS}/live-{_stamp()}", result, meta, plots=plots)
+    return D.summary_for_record(
+        result, key, note=LIVE_NOTE, current_rows=counts["rows"], rows_with_features=counts["rows_with_features"]
+    )
 
 
-def _run_live(args, settings, store) -> dict[str, Any] | None:
+def run_live_check(
+    settings,
+    store,
+    *,
+    hours: float,
+    spark_session: SparkSessionFactory,
+    now: datetime | None = None,
+    plots: bool = True,
+) -> dict[str, Any] | None:
+    """The live check: champion, prediction log of the last ``hours``, reference profile, report.
+
+    Returns the summary, or None when there is nothing to compare (no champion, fewer than 2 rows).
+    ``spark_session`` opens a Spark session, used only when the champion's profile is not cached yet.
+    """
     from fraud_detection import artifacts
 
     pointer = artifacts.read_latest(store)
     if pointer is None:
         print("drift: no champion (models/latest.json) to compare with", file=sys.stderr)
         return None
-    hours = args.hours or settings.live_drift_hours
-    rows = read_prediction_log(
-        settings, store, datetime.now(UTC) - timedelta(hours=hours), settings.live_drift_max_rows
-    )
+    since = (now or datetime.now(UTC)) - timedelta(hours=hours)
+    rows = read_prediction_log(settings, store, since, settings.live_drift_max_rows)
     if len(rows) < 2:
         print(f"drift: {len(rows)} prediction(s) logged in the last {hours:g} h: nothing to compare", file=sys.stderr)
         return None
-    key = profile_key(pointer.version)
-    if store.head(key) is not None:
-        profile = json.loads(store.read_bytes(key))
-    else:
-        spark = _local_spark(settings, store)
-        try:
-            manifest, model = artifacts.load_model(store, pointer.version)
-            profile = build_live_profile(spark, settings, store, manifest, model)
-        finally:
-            spark.stop()
-        store.write_bytes(key, json.dumps(profile).encode())
-    return live_drift(settings, store, profile, rows, hours=hours)
+    profile = live_profile(settings, store, pointer.version, spark_session)
+    return live_drift(settings, store, profile, rows, hours=hours, plots=plots)
+
+
+@contextmanager
+def local_spark_session(settings, store):
+    """A local Spark session for one block (needs a local store)."""
+    spark = _local_spark(settings, store)
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+def _run_live(args, settings, store) -> dict[str, Any] | None:
+    hours = args.hours or settings.live_drift_hours
+    return run_live_check(settings, store, hours=hours, spark_session=lambda: local_spark_session(settings, store))
 
 
 # =================================================================================================
@@ -236,7 +369,7 @@ def files_drift(spark, settings, store, paths: list[str]) -> dict[str, Any] | No
 
     from fraud_detection import artifacts, contract
     from fraud_detection.card_key import resolve_key
-    from fraud_detection.features import FEATURE_KINDS, spark_features
+    from fraud_detection.features import spark_features
     from spark_jobs import drift as D
     from spark_jobs import extract, transform
     from spark_jobs.pipeline import FEATURES_TABLE

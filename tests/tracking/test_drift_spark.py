@@ -1,23 +1,22 @@
 """Drift with Spark aggregates (one shared session): the same summaries as numpy, the training job's check
-(champion's training period vs newer rows) writes a JSON + HTML report with plots; and live drift from a
-SQLite prediction log against a reference profile."""
+(champion's training period vs newer rows) writes a JSON + HTML report with plots; and the live-drift
+reference profile of the champion's test period holds the score and every feature."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_detection import artifacts
-from fraud_detection.features import FEATURE_KINDS
+from fraud_detection.features import FEATURE_KINDS, FEATURE_NAMES
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore
 from spark_jobs import drift as D
 from tests.tracking.conftest import make_candidate
-from tests.tracking.drift_data import SHIFTED, generate
+from tests.tracking.drift_data import SHIFTED, VECTOR_SHIFTED, generate, live_sample
 
 pytestmark = pytest.mark.spark
 
@@ -79,72 +78,37 @@ def test_training_check_skips_without_a_champion(spark, tmp_path):
     assert out["report"] is None and out["skipped"].startswith("no champion yet")
 
 
-def _write_prediction_log(store, rows):
-    from fraud_detection.prediction_log import PredictionRecord, SqliteSink
-
-    sink = SqliteSink(store.path("state") / "prediction_log.sqlite")
-    now = datetime.now(UTC)
-    sink.write(
-        [
-            PredictionRecord(
-                f"p{i}",
-                (now - timedelta(minutes=i)).isoformat(timespec="milliseconds"),
-                "r",
-                f"t{i}",
-                "ck",
-                tt,
-                amt,
-                "v1",
-                score,
-                score > 0.5,
-                0.5,
-                1.0,
-            )  # fmt: skip
-            for i, (tt, amt, score) in enumerate(rows)
-        ]
-    )
-    sink.close()
-
-
-def _live_rows(seed: int, n: int, shift: bool) -> list[tuple[str, float, float]]:
-    rng = np.random.default_rng(seed)
-    start = datetime(2019, 9, 1)
-    hours = np.clip(np.round(rng.normal(15.0 if shift else 13.0, 4.0, n)), 0, 23).astype(int)
-    days = rng.integers(0, 28, n)
-    amt = rng.lognormal(3.3 if shift else 3.0, 0.8, n)
-    score = rng.beta(1, 30 if not shift else 10, n)
-    return [
-        ((start + timedelta(days=int(d), hours=int(h), minutes=7)).strftime("%Y-%m-%d %H:%M:%S"), float(a), float(s))
-        for d, h, a, s in zip(days, hours, amt, score, strict=True)
-    ]
-
-
-def test_live_drift_from_the_prediction_log(tmp_path, monkeypatch):
+def test_live_reference_profile_holds_the_score_and_every_feature(spark, tmp_path):
+    """build_live_profile: the champion's test period scored by the champion, every feature summarised;
+    live rows from the same distribution do not drift from it, a shift only the logged vector shows does."""
     from fraud_detection.commands import drift as cmd
 
     store = LocalStore(tmp_path)
-    make_candidate(store)
-    version = artifacts.read_latest(store).version
-    # reference profile = what build_live_profile stores for the champion's test period (here: from numpy)
-    ref = cmd.live_arrays(_live_rows(1, 3000, shift=False))
-    edges = D.reference_edges_numpy(ref, cmd.LIVE_KINDS, 10)
-    summaries = D.summarize_numpy(ref, cmd.LIVE_KINDS, edges)
-    profile = {
-        "model_version": version,
-        "period": {"start": "2019-07-01", "end": "2019-08-31", "rows": 3000},
-        "summaries": {k: v.to_dict() for k, v in summaries.items()},
-    }
-    store.write_bytes(cmd.profile_key(version), json.dumps(profile).encode())
-    settings = Settings(store_uri=str(tmp_path))
+    cand = make_candidate(store)  # test period 2019-07-01 .. 2019-08-31
+    ref = live_sample(1, 2000)
+    period = _frame({n: ref.vectors[:, i] for i, n in enumerate(FEATURE_NAMES)}, datetime(2019, 7, 1))
+    outside = _frame(generate(9, n=300), datetime(2019, 3, 1))  # the training period: not in the profile
+    outside["weekday"] = 0.0
+    spark.createDataFrame(pd.concat([period, outside], ignore_index=True)).createOrReplaceGlobalTempView("features")
+    settings = Settings(store_uri=str(tmp_path), catalog_database="global_temp")
 
-    _write_prediction_log(store, _live_rows(2, 1500, shift=False))
-    rows = cmd.read_prediction_log(settings, store, datetime.now(UTC) - timedelta(hours=48), 10_000)
-    assert len(rows) == 1500
-    calm = cmd.live_drift(settings, store, profile, rows, hours=48)
-    assert not calm["drift_found"] and "stores no feature vector" in calm["note"]
+    profile = cmd.build_live_profile(spark, settings, store, cand["manifest"], cand["model"])
+    assert profile["format"] == cmd.PROFILE_FORMAT and profile["model_version"] == cand["manifest"].version
+    assert set(profile["summaries"]) == set(cmd.LIVE_KINDS) == set(FEATURE_KINDS) | {"score"}
+    assert all(profile["summaries"][n]["kind"] == k for n, k in cmd.LIVE_KINDS.items())
+    assert profile["summaries"]["score"]["n"] == 2000 and sum(profile["summaries"]["hour"]["counts"]) == 2000
+    expected = cand["model"].predict_proba(ref.vectors)[:, 1]
+    assert profile["summaries"]["score"]["mean"] == pytest.approx(float(expected.mean()), rel=1e-9)
+    json.dumps(profile)  # cached as JSON
 
-    shifted = cmd.live_drift(settings, store, profile, _live_rows(3, 1500, shift=True), hours=48)
-    assert shifted["drift_found"] and {"score", "amt", "hour"} <= set(shifted["features"])
-    assert "weekday" not in shifted["features"]
-    doc = json.loads(store.read_bytes(shifted["report"]))
-    assert doc["kind"] == "live" and doc["current"]["rows"] == 1500
+    # live rows scored by the same champion: same distribution -> no drift; shifted vector -> named
+    def scored(sample):
+        sample.score = cand["model"].predict_proba(sample.vectors)[:, 1]
+        return sample.rows()
+
+    calm = cmd.live_drift(settings, store, profile, scored(live_sample(2, 1500)), hours=24, plots=False)
+    assert not calm["drift_found"], calm
+    shifted = cmd.live_drift(
+        settings, store, profile, scored(live_sample(3, 1500, shift_vector=True)), hours=24, plots=False
+    )
+    assert shifted["drift_found"] and set(VECTOR_SHIFTED) <= set(shifted["features"])

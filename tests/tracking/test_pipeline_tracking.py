@@ -84,6 +84,7 @@ def test_training_with_tracking_down_then_up(spark, small_history_csv, tmp_path,
     assert on_demand["current"]["rows"] > 0
     manifest, model = artifacts.load_latest(store)
     profile = cmd.build_live_profile(spark, base, store, manifest, model)
-    assert set(profile["summaries"]) == set(cmd.LIVE_KINDS)
+    assert profile["format"] == cmd.PROFILE_FORMAT and set(profile["summaries"]) == set(cmd.LIVE_KINDS)
+    assert profile["summaries"]["distance_km"]["n"] == manifest.training_data["test"].rows  # every feature
     assert profile["summaries"]["score"]["n"] == manifest.training_data["test"].rows
     assert sum(profile["summaries"]["hour"]["counts"]) == manifest.training_data["test"].rows
