@@ -1,5 +1,6 @@
-"""Build what the Glue job needs: the entry script, an ``--extra-py-files`` archive of the project's code,
-and the ``--additional-python-modules`` list (exact versions from Pipfile.lock that Glue 5.0 lacks).
+"""Build what the Glue jobs need: their entry scripts (training, scheduled live drift), an
+``--extra-py-files`` archive of the project's code, and the ``--additional-python-modules`` list (exact
+versions from Pipfile.lock that Glue 5.0 lacks); both jobs share the archive and the list.
 
     python glue/build_package.py [--out dist/glue]
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("fraud_detection", "spark_jobs")
+ENTRY_SCRIPTS = ("train_job.py", "live_drift_job.py")
 # Provided by the Glue 5.0 runtime (Spark 3.5.4, Python 3.11): never shipped again.
 GLUE_PROVIDED = {"pyspark", "py4j", "boto3", "botocore", "s3transfer", "numpy", "pandas", "pyarrow", "scipy"}
 # What the job imports that the runtime does not have (and their pinned versions from the lock).
@@ -50,11 +52,12 @@ def build(out_dir: Path) -> dict[str, Path]:
         for pkg in PACKAGES:
             for path in sorted((ROOT / pkg).rglob("*.py")):
                 zf.write(path, path.relative_to(ROOT).as_posix())
-    script = out_dir / "train_job.py"
-    shutil.copyfile(ROOT / "glue" / "train_job.py", script)
+    scripts = {name: out_dir / name for name in ENTRY_SCRIPTS}
+    for name, script in scripts.items():
+        shutil.copyfile(ROOT / "glue" / name, script)
     modules = out_dir / "additional_python_modules.txt"
     modules.write_text(",".join(additional_python_modules()) + "\n")
-    return {"train_job.py": script, "fraud_detection.zip": archive, "additional_python_modules.txt": modules}
+    return {**scripts, "fraud_detection.zip": archive, "additional_python_modules.txt": modules}
 
 
 def main() -> None:

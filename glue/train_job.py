@@ -1,9 +1,10 @@
 """AWS Glue 5.x entry script for the training job (also runs anywhere with plain Spark).
 
 On Glue: ``awsglue`` is importable; arguments come from ``getResolvedOptions`` (``--store_uri``,
-``--input``, optional ``--test_from``, ``--model``, ``--trigger``, ``--run_id``), the SparkSession from
-``GlueContext`` (tables go to the Glue Data Catalog with ``--enable-glue-datacatalog``), and the project
-code from the ``--extra-py-files`` archive built by ``glue/build_package.py``.
+``--input``, optional ``--test_from``, ``--model``, ``--trigger``, ``--run_id``, ``--model_name``,
+``--aws_region``), the SparkSession from ``GlueContext`` (tables go to the Glue Data Catalog with
+``--enable-glue-datacatalog``), and the project code from the ``--extra-py-files`` archive built by
+``glue/build_package.py``.
 Elsewhere: the same options via argparse and a local SparkSession. Either way ``run_training`` runs.
 """
 
@@ -13,7 +14,16 @@ import argparse
 import sys
 from datetime import date
 
-OPTIONAL = ("test_from", "model", "trigger", "run_id", "catalog_mode", "card_hash_key_secret_arn")
+OPTIONAL = (
+    "test_from",
+    "model",
+    "trigger",
+    "run_id",
+    "catalog_mode",
+    "card_hash_key_secret_arn",
+    "model_name",
+    "aws_region",
+)
 
 
 def _glue_args(argv: list[str]) -> dict[str, str]:
@@ -58,6 +68,10 @@ def main(argv: list[str]) -> int:
     args = _glue_args(argv) if on_glue else _plain_args(argv)
     catalog_mode = args.get("catalog_mode", "glue" if on_glue else "local")
     overrides = {"store_uri": args["store_uri"], "catalog_mode": catalog_mode}
+    if args.get("model_name"):  # the ModelName dimension of the metrics the stack's alarms select on
+        overrides["registered_model_name"] = args["model_name"]
+    if args.get("aws_region"):  # the stack's region: CloudWatch metrics land where its alarms are
+        overrides["aws_region"] = args["aws_region"]
     if args.get("card_hash_key_secret_arn"):
         overrides["card_hash_key"] = _secret(args["card_hash_key_secret_arn"])
     settings = Settings(**overrides)

@@ -4,7 +4,7 @@
         --public-subnets subnet-c,subnet-d --certificate-arn arn:aws:acm:...   [--api-image-tag TAG]
 
 Sequence (the same against a real account and against the local emulator):
-1. package: the Glue script, code archive and module list (``glue/build_package.py``), the Lambda zip
+1. package: the Glue scripts, code archive and module list (``glue/build_package.py``), the Lambda zip
    (``retrain_lambda/`` + ``fraud_detection/`` + the pinned pure-runtime dependencies from Pipfile.lock);
 2. bootstrap: if the stack does not exist yet, create it without the Lambda (the bucket must exist before
    the function's code can be uploaded into it);
@@ -45,9 +45,11 @@ LAMBDA_DEPENDENCIES = (
 )
 CODE_KEYS = {
     "train_job.py": "code/glue/train_job.py",
+    "live_drift_job.py": "code/glue/live_drift_job.py",
     "fraud_detection.zip": "code/glue/fraud_detection.zip",
     "retrain.zip": "code/lambda/retrain.zip",
 }
+GLUE_FILES = ("train_job.py", "live_drift_job.py", "fraud_detection.zip", "additional_python_modules.txt")
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed, so unchanged code gives an identical archive (and no redeploy)
 
 
@@ -61,10 +63,12 @@ class Artifacts:
     glue_archive: Path
     additional_python_modules: str
     lambda_zip: Path
+    live_drift_job: Path
 
     def files(self) -> dict[str, Path]:
         return {
             "train_job.py": self.train_job,
+            "live_drift_job.py": self.live_drift_job,
             "fraud_detection.zip": self.glue_archive,
             "retrain.zip": self.lambda_zip,
         }
@@ -81,7 +85,7 @@ def build_glue(out_dir: Path) -> dict[str, Path]:
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     built = module.build(out_dir)
     by_name = {Path(p).name: Path(p) for p in built.values()}
-    missing = {"train_job.py", "fraud_detection.zip", "additional_python_modules.txt"} - set(by_name)
+    missing = {*GLUE_FILES} - set(by_name)
     if missing:
         raise DeployError(f"glue/build_package.py did not produce {sorted(missing)}")
     return by_name
@@ -133,7 +137,7 @@ def package(dist: Path, *, lambda_dependencies: bool = True) -> Artifacts:
     glue = build_glue(dist / "glue")
     lam = build_lambda_zip(dist / "lambda", with_dependencies=lambda_dependencies)
     modules = glue["additional_python_modules.txt"].read_text().strip()
-    return Artifacts(glue["train_job.py"], glue["fraud_detection.zip"], modules, lam)
+    return Artifacts(glue["train_job.py"], glue["fraud_detection.zip"], modules, lam, glue["live_drift_job.py"])
 
 
 # ------------------------------------------------------------------------------ upload

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "glue"))
 
 import build_package  # noqa: E402
+import live_drift_job  # noqa: E402
 import train_job  # noqa: E402
 
 
@@ -47,6 +48,34 @@ def test_package_holds_the_code_and_pins_modules_from_the_lock(tmp_path):
     assert f"great-expectations{lock['glue']['great-expectations']['version']}" in modules
     assert not any(m.startswith(("pyspark", "boto3")) for m in modules)  # provided by the Glue runtime
     assert built["train_job.py"].read_text() == (ROOT / "glue" / "train_job.py").read_text()
+    assert built["live_drift_job.py"].read_text() == (ROOT / "glue" / "live_drift_job.py").read_text()
+    assert "fraud_detection/commands/drift.py" in names and "spark_jobs/drift.py" in names  # the live job's code
+
+
+def test_live_drift_job_arguments_become_settings():
+    args = live_drift_job._plain_args(["live_drift_job.py", "--store_uri", "/tmp/s", "--hours", "12"])
+    assert args == {"store_uri": "/tmp/s", "hours": "12"}
+    local = live_drift_job.settings_overrides(args, on_glue=False)
+    assert local == {"store_uri": "/tmp/s", "live_drift_hours": "12"}  # the prediction log backend from settings
+    glue_args = {
+        "JOB_NAME": "fraud-live-drift-dev",
+        "store_uri": "s3://b",
+        "prediction_log_table": "fraud-dev-prediction-log",
+        "model_name": "fraud-x",
+        "aws_region": "eu-west-1",
+    }
+    on_glue = live_drift_job.settings_overrides(glue_args, on_glue=True)
+    assert on_glue == {
+        "store_uri": "s3://b",
+        "kv_backend": "dynamodb",
+        "catalog_mode": "glue",
+        "prediction_log_table": "fraud-dev-prediction-log",
+        "registered_model_name": "fraud-x",
+        "aws_region": "eu-west-1",
+    }
+    from fraud_detection.settings import Settings
+
+    assert Settings(**on_glue).registered_model_name == "fraud-x"  # the metric's ModelName dimension
 
 
 @pytest.mark.spark

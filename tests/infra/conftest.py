@@ -73,7 +73,9 @@ def artifacts(tmp_path_factory) -> deploy_mod.Artifacts:
                 for path in sorted((ROOT / pkg).rglob("*.py")) if (ROOT / pkg).is_dir() else []:
                     zf.write(path, path.relative_to(ROOT).as_posix())
     modules = glue["additional_python_modules.txt"].read_text().strip()
-    return deploy_mod.Artifacts(glue["train_job.py"], glue["fraud_detection.zip"], modules, lambda_zip)
+    return deploy_mod.Artifacts(
+        glue["train_job.py"], glue["fraud_detection.zip"], modules, lambda_zip, glue["live_drift_job.py"]
+    )
 
 
 @dataclass
