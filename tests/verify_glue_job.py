@@ -1,4 +1,5 @@
-"""Deployment check: the training job (AWS Glue), its catalog, schedule and alarms.
+"""Deployment check: the training job (AWS Glue), its catalog, schedule and alarms; the daily live-drift
+job, its schedule, and the drift alarm its DriftFound metric feeds.
 
 pipenv run python tests/verify_glue_job.py [--env dev] [--stack-name fraud-dev] [--endpoint-url URL]
 """
@@ -23,6 +24,7 @@ REQUIRED_ARGUMENTS = {
 }
 BOOKMARK_VALUES = {"job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause"}
 ROC_AUC_FLOOR = 0.89
+LIVE_DRIFT_ARGUMENTS = {"--enable-glue-datacatalog": "true", "--catalog_mode": "glue", "--kv_backend": "dynamodb"}
 
 
 def _s3_exists(s3, uri: str) -> bool:
@@ -119,19 +121,7 @@ def run_checks(dep, report: Report) -> None:
 
     topic = dep.output("AlarmTopicArn")
     rule_name = dep.output("GlueJobFailedRuleName")
-    with report.check("failed runs raise an event to the alarm topic") as note:
-        import json
-
-        events = dep.client("events")
-        rule = events.describe_rule(Name=rule_name)
-        pattern = json.loads(rule["EventPattern"])
-        expect_equal(pattern.get("source"), ["aws.glue"], "event source")
-        expect(job_name in pattern.get("detail", {}).get("jobName", []), f"rule does not match job {job_name}")
-        expect("FAILED" in pattern.get("detail", {}).get("state", []), "rule does not match state FAILED")
-        expect_equal(rule.get("State"), "ENABLED", "rule state")
-        targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule_name)["Targets"]]
-        expect(topic in targets, f"rule targets {targets}, not the alarm topic")
-        note["detail"] = rule_name
+    _failure_rule_check(dep, report, rule_name, job_name)
     alarms = dep.alarms()
     with report.check("alarm on training failures"):
         found = [
@@ -149,7 +139,99 @@ def run_checks(dep, report: Report) -> None:
         expect(abs(float(alarm.get("Threshold", 0)) - ROC_AUC_FLOOR) < 1e-9, f"threshold {alarm.get('Threshold')}")
         expect([d["Name"] for d in alarm.get("Dimensions", [])] == ["ModelName"], "dimension is not ModelName")
         expect(topic in alarm.get("AlarmActions", []), "the alarm does not notify the alarm topic")
+        if "--model_name" in args:
+            expect_equal(alarm["Dimensions"][0]["Value"], args["--model_name"], "ModelName vs the job's --model_name")
         note["detail"] = f"ModelName={alarm['Dimensions'][0]['Value']}"
+    check_live_drift(dep, report, alarms)
+
+
+def _failure_rule_check(dep, report: Report, rule_name: str, job_name: str) -> None:
+    """An EventBridge rule matching the job's FAILED runs targets the alarm topic."""
+    import json
+
+    topic = dep.output("AlarmTopicArn")
+    with report.check(f"failed runs of {job_name} raise an event to the alarm topic") as note:
+        events = dep.client("events")
+        rule = events.describe_rule(Name=rule_name)
+        pattern = json.loads(rule["EventPattern"])
+        expect_equal(pattern.get("source"), ["aws.glue"], "event source")
+        expect(job_name in pattern.get("detail", {}).get("jobName", []), f"rule does not match job {job_name}")
+        expect("FAILED" in pattern.get("detail", {}).get("state", []), "rule does not match state FAILED")
+        expect_equal(rule.get("State"), "ENABLED", "rule state")
+        targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule_name)["Targets"]]
+        expect(topic in targets, f"rule targets {targets}, not the alarm topic")
+        note["detail"] = rule_name
+
+
+def _daily(schedule: str) -> bool:
+    """cron(min hour day-of-month month day-of-week year) firing once every day."""
+    fields = schedule.removeprefix("cron(").removesuffix(")").split()
+    return (
+        len(fields) == 6
+        and fields[0].isdigit()
+        and fields[1].isdigit()
+        and fields[2] in ("*", "?")
+        and fields[3] == "*"
+        and fields[4] in ("*", "?")
+    )
+
+
+def check_live_drift(dep, report: Report, alarms: list[dict]) -> None:
+    """The daily live-drift job: script, arguments, role, schedule, failure events, and the drift alarm."""
+    glue, s3, bucket = dep.client("glue"), dep.client("s3"), dep.bucket
+    job_name = dep.output("LiveDriftJobName")
+    job: dict = {}
+    with report.check(f"live-drift job {job_name} exists") as note:
+        job = glue.get_job(JobName=job_name)["Job"]
+        note["detail"] = f"role {job.get('Role', '?').rsplit('/', 1)[-1]}"
+    if not job:
+        return
+    args = job.get("DefaultArguments", {})
+    with report.check("live-drift job: Glue 5.x Spark ETL, its script and the project archive uploaded") as note:
+        expect(str(job.get("GlueVersion", "")).startswith("5."), f"GlueVersion is {job.get('GlueVersion')!r}")
+        expect_equal(job.get("Command", {}).get("Name"), "glueetl", "Command.Name")
+        script = f"s3://{bucket}/code/glue/live_drift_job.py"
+        expect_equal(job.get("Command", {}).get("ScriptLocation"), script, "ScriptLocation")
+        expect(_s3_exists(s3, script), f"{script} is not uploaded (run the deploy script)")
+        archive = f"s3://{bucket}/code/glue/fraud_detection.zip"
+        expect_equal(args.get("--extra-py-files"), archive, "--extra-py-files")
+        note["detail"] = script
+    with report.check("live-drift job reads the stack's prediction log and store") as note:
+        expect_equal(args.get("--store_uri"), f"s3://{bucket}", "--store_uri")
+        expect_equal(args.get("--prediction_log_table"), dep.output("PredictionLogTableName"), "--prediction_log_table")
+        for key, value in LIVE_DRIFT_ARGUMENTS.items():
+            expect_equal(args.get(key), value, key)
+        hours = args.get("--hours", "")
+        expect(hours.replace(".", "", 1).isdigit() and float(hours) > 0, f"--hours is {hours!r}")
+        note["detail"] = f"last {hours} h of {args['--prediction_log_table']}"
+    with report.check("live-drift job runs as its own role, one run at a time, bounded") as note:
+        role, expected_role = job.get("Role", ""), dep.output("LiveDriftJobRoleArn")
+        expect(role in (expected_role, expected_role.rsplit("/", 1)[-1]), f"Role is {role!r}, not {expected_role}")
+        expect_equal(job.get("ExecutionProperty", {}).get("MaxConcurrentRuns"), 1, "MaxConcurrentRuns")
+        expect(0 < (job.get("Timeout") or 0) <= 24 * 60, f"Timeout {job.get('Timeout')!r} minutes")
+        note["detail"] = f"{job['Timeout']} min"
+
+    trigger_name = dep.output("LiveDriftTriggerName")
+    with report.check(f"daily schedule {trigger_name} starts the live-drift job") as note:
+        trig = glue.get_trigger(Name=trigger_name)["Trigger"]
+        expect_equal(trig.get("Type"), "SCHEDULED", "trigger type")
+        expect(_daily(trig.get("Schedule", "")), f"schedule {trig.get('Schedule')!r} is not daily")
+        expect([a for a in trig.get("Actions", []) if a.get("JobName") == job_name], f"does not start {job_name}")
+        expect(trig.get("State") in ("ACTIVATED", "ACTIVATING"), f"trigger state {trig.get('State')!r}")
+        note["detail"] = trig.get("Schedule")
+    _failure_rule_check(dep, report, dep.output("LiveDriftJobFailedRuleName"), job_name)
+
+    topic = dep.output("AlarmTopicArn")
+    with report.check("drift alarm on FraudDetection/DriftFound for the job's --model_name") as note:
+        found = [a for a in alarms if a.get("Namespace") == "FraudDetection" and a.get("MetricName") == "DriftFound"]
+        expect(found, "no alarm on FraudDetection/DriftFound")
+        alarm = found[0]
+        wanted = [{"Name": "ModelName", "Value": args.get("--model_name")}]
+        expect_equal(alarm.get("Dimensions"), wanted, "dimensions (the metric's, from --model_name)")
+        expect_equal(alarm.get("ComparisonOperator"), "GreaterThanOrEqualToThreshold", "comparison")
+        expect(float(alarm.get("Threshold", 0)) == 1.0, f"threshold {alarm.get('Threshold')}")
+        expect(topic in alarm.get("AlarmActions", []), "the alarm does not notify the alarm topic")
+        note["detail"] = alarm.get("AlarmName")
 
 
 def main(argv: list[str] | None = None, session=None) -> int:

@@ -62,6 +62,23 @@ def iam_glue_loses_raw_read(t: dict) -> None:
     read["Resource"] = [r for r in read["Resource"] if "/raw/" not in r["Fn::Sub"]]
 
 
+def live_drift_on_demand_and_off_the_alarm(t: dict) -> None:
+    trigger = _props(t, "DailyLiveDriftTrigger")
+    trigger["Type"] = "ON_DEMAND"
+    del trigger["Schedule"], trigger["StartOnCreation"]
+    _props(t, "LiveDriftJob")["DefaultArguments"]["--model_name"] = "some-other-model"
+
+
+def iam_live_drift_cannot_scan_but_writes_models(t: dict) -> None:
+    stmts = _props(t, "LiveDriftJobRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    stmts[:] = [s for s in stmts if s["Sid"] != "ScanPredictionLog"]
+    reports = next(s for s in stmts if s["Sid"] == "ReadWriteDriftReports")
+    reports["Resource"] = [
+        reports["Resource"],
+        {"Fn::Sub": reports["Resource"]["Fn::Sub"].replace("reports/drift", "models")},
+    ]
+
+
 def bucket_without_tls_policy_or_versioning(t: dict) -> None:
     del t["Resources"]["DataBucketPolicy"]
     _props(t, "DataBucket")["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] = False
@@ -86,6 +103,13 @@ CASES = [
     (iam_glue_loses_raw_read, verify_iam_roles, [], ["FAIL  iam: fraud-ci-glue-job: can do what its service needs - "
                                                      "denied: s3:GetObject on arn:aws:s3:::fraud-ci-123456789012-us-"
                                                      "east-1/raw/2019/data.csv (read accepted input)"]),
+    (live_drift_on_demand_and_off_the_alarm, verify_glue_job, [],
+     ["trigger type: expected 'SCHEDULED', got 'ON_DEMAND'",
+      "dimensions (the metric's, from --model_name): expected [{'Name': 'ModelName', 'Value': 'some-other-model'}]"]),
+    (iam_live_drift_cannot_scan_but_writes_models, verify_iam_roles, [],
+     ["FAIL  iam: fraud-ci-live-drift-job: can do what its service needs - denied: dynamodb:Scan on "
+      "arn:aws:dynamodb:us-east-1:123456789012:table/fraud-ci-prediction-log (read the prediction log window)",
+      "s3:PutObject on arn:aws:s3:::fraud-ci-123456789012-us-east-1/models/latest.json (only training publishes"]),
     (bucket_without_tls_policy_or_versioning, verify_end_to_end, ["--no-functional"],
      ["FAIL  e2e: bucket policy denies requests without TLS", "not blocked: ['BlockPublicPolicy']"]),
 ]  # fmt: skip
