@@ -1,8 +1,10 @@
-"""Fixtures for tracking / registry / monitoring tests: a tmp store with a SQLite MLflow store, tiny models."""
+"""Fixtures for tracking / registry / monitoring tests: a tmp store with a SQLite MLflow store, tiny models,
+and the project's local AWS emulator (moto in server mode on 127.0.0.1) for the DynamoDB prediction log."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -93,3 +95,23 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def aws_emulator() -> Iterator[str]:
+    """The emulator ``python -m infra.emulator_server`` runs (same starter): real HTTP from boto3, no patching."""
+    from infra.emulator_server import start
+
+    server, url = start(0)
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def fake_aws_credentials(monkeypatch) -> None:
+    """Credentials for the emulator only; never a real account from a test."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -8,7 +8,7 @@ prediction log holds (transaction time, amount, score, feature vector) for the l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -103,3 +103,28 @@ def numpy_profile(sample: LiveSample, version: str, kinds: dict[str, str], fmt: 
         "period": {"start": "2019-07-01 00:00:00", "end": "2019-08-31 23:59:59", "rows": len(sample.score)},
         "summaries": {k: v.to_dict() for k, v in summaries.items()},
     }
+
+
+def prediction_records(sample: LiveSample, *, prefix: str, with_vectors: bool = True, minutes_ago: int = 0) -> list:
+    """PredictionRecords of a sample, logged one second apart from ``minutes_ago`` back (newest first)."""
+    from fraud_detection.prediction_log import PredictionRecord
+
+    now = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return [
+        PredictionRecord(
+            prediction_id=f"{prefix}{i}",
+            logged_at=(now - timedelta(seconds=i)).isoformat(timespec="milliseconds"),
+            request_id="r",
+            trans_num=f"t{i}",
+            card_key="ck",
+            trans_time=tt,
+            amt=amt,
+            model_version="v1",
+            score=score,
+            decision=score > 0.5,
+            threshold=0.5,
+            latency_ms=1.0,
+            features=vector if with_vectors else None,
+        )
+        for i, (tt, amt, score, vector) in enumerate(sample.rows(with_vectors))
+    ]

@@ -16,16 +16,11 @@ import pytest
 from fraud_detection import artifacts, monitoring
 from fraud_detection.commands import drift as cmd
 from fraud_detection.features import FEATURE_KINDS, FEATURE_NAMES
-from fraud_detection.prediction_log import (
-    PredictionRecord,
-    SqliteSink,
-    decode_features,
-    encode_features,
-)
+from fraud_detection.prediction_log import PredictionRecord, SqliteSink, decode_features, encode_features
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore
 from tests.tracking.conftest import make_candidate
-from tests.tracking.drift_data import VECTOR_SHIFTED, LiveSample, live_sample, numpy_profile
+from tests.tracking.drift_data import VECTOR_SHIFTED, live_sample, numpy_profile, prediction_records
 
 OLD_DDL = (  # the prediction log as written before feature vectors were logged
     "CREATE TABLE prediction_log ("
@@ -33,28 +28,6 @@ OLD_DDL = (  # the prediction log as written before feature vectors were logged
     " card_key TEXT NOT NULL, trans_time TEXT, amt REAL, model_version TEXT NOT NULL, score REAL NOT NULL,"
     " decision INTEGER NOT NULL, threshold REAL NOT NULL, latency_ms REAL NOT NULL)"
 )
-
-
-def records(sample: LiveSample, *, prefix: str, with_vectors: bool = True, minutes_ago: int = 0) -> list:
-    now = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    return [
-        PredictionRecord(
-            prediction_id=f"{prefix}{i}",
-            logged_at=(now - timedelta(seconds=i)).isoformat(timespec="milliseconds"),
-            request_id="r",
-            trans_num=f"t{i}",
-            card_key="ck",
-            trans_time=tt,
-            amt=amt,
-            model_version="v1",
-            score=score,
-            decision=score > 0.5,
-            threshold=0.5,
-            latency_ms=1.0,
-            features=vector if with_vectors else None,
-        )
-        for i, (tt, amt, score, vector) in enumerate(sample.rows(with_vectors))
-    ]
 
 
 @pytest.fixture
@@ -92,7 +65,7 @@ def test_old_log_is_read_then_migrated_and_old_rows_stay_without_vectors(champio
     store, settings, _ = champion
     path = _log_path(store)
     path.parent.mkdir(parents=True, exist_ok=True)
-    old = records(live_sample(2, 40), prefix="old", minutes_ago=60)
+    old = prediction_records(live_sample(2, 40), prefix="old", minutes_ago=60)
     with sqlite3.connect(path) as conn:
         conn.execute(OLD_DDL)
         conn.executemany(
@@ -104,7 +77,7 @@ def test_old_log_is_read_then_migrated_and_old_rows_stay_without_vectors(champio
     assert len(before) == 40 and all(r.features is None for r in before)
 
     sink = SqliteSink(path)  # what an API worker does on start: adds the column, keeps the rows
-    sink.write(records(live_sample(3, 30), prefix="new"))
+    sink.write(prediction_records(live_sample(3, 30), prefix="new"))
     SqliteSink(path).close()  # a second worker: the column exists already, nothing to do
     sink.close()
     rows = cmd.read_prediction_log(settings, store, since, 1000)
@@ -117,7 +90,7 @@ def test_old_log_is_read_then_migrated_and_old_rows_stay_without_vectors(champio
 def test_live_drift_compares_every_feature_and_names_a_shift_only_the_vector_shows(champion):
     store, settings, profile = champion
     sink = SqliteSink(_log_path(store))
-    sink.write(records(live_sample(2, 1500), prefix="calm"))
+    sink.write(prediction_records(live_sample(2, 1500), prefix="calm"))
     sink.close()
     rows = cmd.read_prediction_log(settings, store, datetime.now(UTC) - timedelta(hours=48), 10_000)
     calm = cmd.live_drift(settings, store, profile, rows, hours=48, plots=False)
@@ -170,7 +143,7 @@ def test_cached_profile_of_the_older_format_is_rebuilt(champion, monkeypatch):
 
     monkeypatch.setattr(cmd, "build_live_profile", fake_build)
     sink = SqliteSink(_log_path(store))
-    sink.write(records(live_sample(2, 200), prefix="p"))
+    sink.write(prediction_records(live_sample(2, 200), prefix="p"))
     sink.close()
     summary = cmd.run_live_check(settings, store, hours=1, spark_session=lambda: nullcontext(None), plots=False)
     assert built == [version]
