@@ -164,7 +164,7 @@ class DynamoSink:
         expires = str(int(time.time()) + self.ttl_s)
         items = []
         for r in records:
-            item = {k: self._attr(v) for k, v in r._asdict().items() if v != "" and k != "features"}
+            item = {k: self._attr(v) for k, v in r._asdict().items() if k != "features" and v != ""}
             if r.features is not None:
                 item["features"] = {"S": encode_features(r.features)}
             item["expires_at"] = {"N": expires}

@@ -11,6 +11,7 @@ import sqlite3
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from fraud_detection import artifacts, monitoring
@@ -52,6 +53,7 @@ def test_features_encode_compactly_and_round_trip():
     back = decode_features(text)
     assert back[:5] == pytest.approx([12.34568, 3.0, -1.0, 0.0001234568, 1e12]) and math.isnan(back[5])
     assert encode_features(None) is None and decode_features(None) is None and decode_features("{oops") is None
+    assert encode_features(np.array([1.5, 2.0])) == "[1.5,2]"  # a numpy row (the batch scoring path) as well
     vector = live_sample(5, 1).rows()[0][3]
     assert len(encode_features(vector)) < 400  # the whole vector: well inside one DynamoDB write unit
 
