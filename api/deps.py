@@ -1,4 +1,8 @@
-"""What a route needs, by ``Depends``: settings, the scoring service, the metrics, the caller's key id."""
+"""What a route needs, by ``Depends``: settings, the scoring service, the metrics, the caller's key id.
+
+Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool, a thread
+hop per dependency per request (most of the per-request cost before this); these never block.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +15,23 @@ from fraud_detection.settings import Settings
 api_key_header = APIKeyHeader(name=HEADER, auto_error=False, description="API key (see FRAUD_API_KEYS)")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_metrics(request: Request):
+async def get_metrics(request: Request):
     return request.app.state.metrics
 
 
-def get_holder(request: Request):
+async def get_holder(request: Request):
     return request.app.state.holder
 
 
-def get_scoring(request: Request):
+async def get_scoring(request: Request):
     return request.app.state.scoring
 
 
-def require_api_key(request: Request, api_key: str | None = Security(api_key_header)) -> str:
+def authorize(request: Request, api_key: str | None) -> str:
     """The caller's key id; 401 without a valid key, 429 past the key's rate limit."""
     state = request.app.state
     key_id = state.key_verifier.verify(api_key)
@@ -43,10 +47,15 @@ def require_api_key(request: Request, api_key: str | None = Security(api_key_hea
     return key_id
 
 
+async def require_api_key(request: Request, api_key: str | None = Security(api_key_header)) -> str:
+    """``authorize`` as a dependency (the scoring routes call ``authorize`` themselves: see routes/score.py)."""
+    return authorize(request, api_key)
+
+
 Caller = Depends(require_api_key)
 
 
-def require_metrics_access(request: Request, api_key: str | None = Security(api_key_header)) -> None:
+async def require_metrics_access(request: Request, api_key: str | None = Security(api_key_header)) -> None:
     """/metrics: a valid API key (no rate limit), unless settings.api_metrics_public."""
     state = request.app.state
     if state.settings.api_metrics_public:

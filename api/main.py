@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -22,11 +23,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.auth import KeyVerifier, RateLimiter, parse_entries
 from api.metrics import ApiMetrics
 from api.middleware import RequestContextMiddleware
-from api.model_holder import ModelHolder
+from api.model_holder import ModelHolder, settle_heap
 from api.routes import health, metrics, model, score
 from api.scoring import ScoringService
 from fraud_detection import __version__
-from fraud_detection.card_history import CardHistoryStore, card_history_from_settings
+from fraud_detection.card_history import (
+    CardHistoryStore,
+    SqliteCardHistory,
+    WriteBehindHistory,
+    card_history_from_settings,
+)
 from fraud_detection.card_key import resolve_key
 from fraud_detection.logs import configure_logging
 from fraud_detection.prediction_log import PredictionLog, prediction_log_from_settings
@@ -38,6 +44,12 @@ log = logging.getLogger("api")
 ERROR_KIND = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 429: "rate_limited", 503: "not_ready"}
 
 
+# The interpreter lock's switch interval (default 5 ms). The prediction-log writer and the SQLite
+# calls are short bursts on other threads; when one holds the lock, the event loop waits for it
+# (typically right after a socket write), for up to the interval. 0.2 ms bounds that wait.
+GIL_SWITCH_INTERVAL_S = 0.0002
+
+
 def _limit_native_threads() -> None:
     """One BLAS / OpenMP thread per worker: the fallback predict_proba must not oversubscribe the cores."""
     try:
@@ -46,6 +58,13 @@ def _limit_native_threads() -> None:
         threadpool_limits(1)
     except Exception:  # threadpoolctl ships with scikit-learn; without it OMP_NUM_THREADS still applies
         log.debug("threadpoolctl unavailable", exc_info=True)
+
+
+async def _flush_history(hist: WriteBehindHistory) -> None:
+    """Writes buffered card history once it is due, also when no request comes to trigger it."""
+    while True:
+        await asyncio.sleep(hist.max_delay_s)
+        hist.flush_due()
 
 
 def custom_openapi(app: FastAPI, request_models: list[type]) -> dict:
@@ -81,12 +100,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         _limit_native_threads()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         key = resolve_key(settings, store)
         hist = history or card_history_from_settings(settings, store)
+        if isinstance(hist, SqliteCardHistory):  # one commit per flush, not per transaction
+            hist = WriteBehindHistory(hist)
         plog = prediction_log or prediction_log_from_settings(settings, store)
         app.state.prediction_log = plog
         app.state.scoring = ScoringService(holder, hist, plog, key, api_metrics)
         await asyncio.to_thread(holder.poll_once)
+        settle_heap()
         if not app.state.key_verifier.entries:
             log.warning("no API keys configured (FRAUD_API_KEYS): every scoring call will get 401")
         log.info(
@@ -94,13 +117,15 @@ def create_app(
             extra={"pid": os.getpid(), "model_version": holder.current.version if holder.current else None},
         )
         poller = asyncio.create_task(holder.run_poller(settings.api_reload_interval_s)) if poll else None
+        flusher = asyncio.create_task(_flush_history(hist)) if isinstance(hist, WriteBehindHistory) else None
         try:
             yield
         finally:
-            if poller is not None:
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+            for task in (poller, flusher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await asyncio.to_thread(plog.close)
             hist.close()
             log.info("scoring API stopped", extra={"pid": os.getpid(), "predictions_logged": plog.written})

@@ -7,11 +7,12 @@ parsing); one latency observation and one request count per route template.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from fraud_detection.logs import correlation_id
 
@@ -31,6 +32,10 @@ class RequestContextMiddleware:
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.access_log = access_log
+        # request ids: a random per-process prefix and a counter (unique without a syscall per request)
+        self._id_prefix = secrets.token_hex(8)
+        self._ids = itertools.count()
+        self._children: dict[tuple[str, str, int], tuple] = {}  # labelled metrics, looked up once
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -48,7 +53,7 @@ class RequestContextMiddleware:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-        rid = rid or uuid.uuid4().hex
+        rid = rid or f"{self._id_prefix}{next(self._ids):012x}"
         scope.setdefault("state", {})["request_id"] = rid
         scope["state"]["started"] = started
         token = correlation_id.set(rid)
@@ -76,8 +81,9 @@ class RequestContextMiddleware:
             status = status_holder[0]
             route = _route_label(scope)
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(elapsed)
+            counter, histogram = self._series(route, scope["method"], status)
+            counter.inc()
+            histogram.observe(elapsed)
             if status == 413:
                 self.metrics.errors.labels("body_too_large").inc()
             if self.access_log or status >= 400:
@@ -92,6 +98,15 @@ class RequestContextMiddleware:
                     },
                 )
             correlation_id.reset(token)
+
+    def _series(self, route: str, method: str, status: int) -> tuple:
+        key = (route, method, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (self.metrics.requests.labels(route, method, str(status)), self.metrics.latency.labels(route))
+            if len(self._children) < 1000:  # routes are templates, so few; a bound all the same
+                self._children[key] = found
+        return found
 
     async def _read_body(self, receive) -> tuple[bytes, bool]:
         chunks, size = [], 0

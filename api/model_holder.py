@@ -10,6 +10,7 @@ is one reference assignment: a request in flight keeps the model it started with
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -192,8 +193,22 @@ class ModelHolder:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await asyncio.to_thread(self.poll_once)
+                if await asyncio.to_thread(self.poll_once):
+                    settle_heap()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("model poll failed")
+
+
+def settle_heap() -> None:
+    """Move what is alive now (libraries, the model) out of the garbage collector's view.
+
+    The service's heap is mostly long-lived objects (scikit-learn, scipy, numba, the model): a full
+    collection walks all of them, ~100 ms here, and lands on whichever request triggered it. After
+    ``gc.freeze`` collections only look at objects made since, so they stay short. Called after start-up
+    and after each model swap: unfreezing first lets that one full collection free the previous model.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

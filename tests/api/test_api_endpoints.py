@@ -108,7 +108,7 @@ def test_metrics_exposes_requests_latency_errors_scores_and_model(client, auth, 
     assert 'fraud_api_errors_total{kind="validation"} 1.0' in text
     assert 'fraud_api_errors_total{kind="unauthorized"} 1.0' in text
     assert f'fraud_api_score_count{{model_version="{version}"}} 1.0' in text
-    assert f'fraud_api_model_info{{model_type="hgb",model_version="{version}",scorer="hgb-numpy"}} 1.0' in text
+    assert f'fraud_api_model_info{{model_type="hgb",model_version="{version}",scorer="hgb-compiled"}} 1.0' in text
     assert rows[1]["cc_num"] not in text
 
 

@@ -116,4 +116,4 @@ def test_the_service_needs_neither_pyspark_nor_pandas(store, rows):
         "import numpy as np; print(lm.scorer.kind, lm.scorer.predict_proba1(np.zeros((1, lm.scorer.n_features)))[0])\n"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and r.stdout.startswith("hgb-numpy"), r.stdout + r.stderr
+    assert r.returncode == 0 and r.stdout.startswith("hgb-compiled"), r.stdout + r.stderr

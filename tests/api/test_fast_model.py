@@ -47,10 +47,10 @@ def test_deep_and_shallow_trees_with_missing_values(data, params):
     Xn[rng.random(X.shape) < 0.05] = np.nan  # trains missing-value routes too
     model = Pipeline([("model", HistGradientBoostingClassifier(random_state=0, **params))]).fit(Xn, y)
     scorer = compile_model(model)
-    assert scorer.kind == "hgb-numpy"
+    assert scorer.kind == "hgb-compiled"
     assert check_agreement(model, scorer, Xn) <= 1e-12
     assert check_agreement(model, scorer, X) <= 1e-12
-    for i in range(0, 400, 5):  # one-row path (leaf bitmasks, or the level walk for trees of > 63 leaves)
+    for i in range(0, 400, 5):  # one row at a time, as /v1/score calls it
         assert scorer.predict_proba1(Xn[i : i + 1])[0] == model.predict_proba(Xn[i : i + 1])[0, 1]
 
 

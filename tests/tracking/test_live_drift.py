@@ -47,13 +47,13 @@ def _log_path(store: LocalStore):
 
 
 def test_features_encode_compactly_and_round_trip():
-    values = [12.345678901, 3.0, -1.0, 0.000123456789, 1e12, float("nan")]
+    values = [12.345678901, 3.0, -1.0, 0.000123456789, 1e12, float("nan"), float("inf")]
     text = encode_features(values)
-    assert text == "[12.34568,3,-1,0.0001234568,1e+12,null]"
     back = decode_features(text)
-    assert back[:5] == pytest.approx([12.34568, 3.0, -1.0, 0.0001234568, 1e12]) and math.isnan(back[5])
+    assert back[:5] == pytest.approx([12.345678901, 3.0, -1.0, 0.000123456789, 1e12], rel=1e-7)  # float32
+    assert math.isnan(back[5]) and math.isnan(back[6])
     assert encode_features(None) is None and decode_features(None) is None and decode_features("{oops") is None
-    assert encode_features(np.array([1.5, 2.0])) == "[1.5,2]"  # a numpy row (the batch scoring path) as well
+    assert decode_features(encode_features(np.array([1.5, 2.0]))) == [1.5, 2.0]  # a numpy row (batch path)
     vector = live_sample(5, 1).rows()[0][3]
     assert len(encode_features(vector)) < 400  # the whole vector: well inside one DynamoDB write unit
 
