@@ -340,7 +340,7 @@ def _rows_label(rows: int) -> str:
 
 def reproduce_command(args: argparse.Namespace | None) -> str:
     cmd = ".venv/bin/python bench/pipeline_bench.py"
-    if args is None:
+    if args is None or getattr(args, "keep_other_sizes", False):  # merged results: the command for all sizes
         return cmd + " --with-kaggle-size"
     sizes = [s for s in args.sizes if not (args.with_kaggle_size and s == KAGGLE_SIZE)]
     if tuple(sizes) != DEFAULT_SIZES:
@@ -383,8 +383,9 @@ def render_section(doc: dict[str, Any] | None, args: argparse.Namespace | None) 
         return "\n".join(lines)
 
     m = doc["machine"]
+    merged = len({r.get("measured") for r in doc["results"]}) > 1
     lines += [
-        f"- Date: {doc['date']} (UTC)",
+        f"- Date: {doc['date']} (UTC)" + ("; each size says when it was measured" if merged else ""),
         f"- Machine: {m['cpu_count_logical']} logical cores ({m['cpu_model']}), {m['ram_gb']} GB RAM, "
         f"load average at start {m['load_avg_at_start']}",
         f"- Software: Python {m['python']}, {m['java']}, Spark {m['spark']} (local[*]), pandas {m['pandas']}, "
@@ -396,8 +397,9 @@ def render_section(doc: dict[str, Any] | None, args: argparse.Namespace | None) 
         "",
     ]
     for r in doc["results"]:
+        when = f" (measured {r['measured']} UTC)" if r.get("measured") else ""
         lines += [
-            f"### {r['rows']:,} rows",
+            f"### {r['rows']:,} rows{when}",
             "",
             f"Data: `{r['data']['path']}`, {r['data']['bytes'] / 2**20:,.0f} MB, {r['data']['frauds']:,} frauds.",
             "",
@@ -478,6 +480,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800, help="seconds per run before it is killed")
     p.add_argument("--no-docs", action="store_true", help=f"do not touch the '{SECTION}' section of {DOCS.name}")
     p.add_argument(
+        "--keep-other-sizes",
+        action="store_true",
+        help=f"keep the results of sizes not run now from {RESULTS.name} (each size's table says when it ran)",
+    )
+    p.add_argument(
         "--docs-placeholder",
         action="store_true",
         help="only write the section with the reproduce command ('not yet run at full size') and exit",
@@ -512,6 +519,12 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
     }
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    if args.keep_other_sizes and RESULTS.exists():
+        earlier = json.loads(RESULTS.read_text())
+        for r in earlier.get("results", []):
+            if r["rows"] not in sizes:
+                r.setdefault("measured", earlier.get("date"))
+                doc["results"].append(r)
     for rows in sizes:
         t0 = time.monotonic()
         csv, meta = dataset(rows)
@@ -520,7 +533,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{time.monotonic() - t0:.1f}s)",
             flush=True,
         )
-        entry = {"rows": rows, "data": {"path": str(csv.relative_to(ROOT)), **meta}, "engines": {}}
+        entry = {
+            "rows": rows,
+            "measured": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+            "data": {"path": str(csv.relative_to(ROOT)), **meta},
+            "engines": {},
+        }
         for engine in args.engines:
             r = ENGINES[engine](rows, csv, args.timeout, stamp)
             entry["engines"][engine] = r
@@ -533,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         doc["results"].append(entry)
+        doc["results"].sort(key=lambda r: r["rows"])
         _save(doc)  # partial results survive an interrupted run
 
     by_rows = {r["rows"]: r for r in doc["results"]}
