@@ -194,10 +194,21 @@ class S3Store:
         try:
             r = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            # S3 answers 403, not 404, for a missing key unless the caller may list the whole bucket, and
+            # the stack's roles may list only their own prefixes (infra/template.yaml). A listing of
+            # exactly this key (allowed under those prefixes) tells a missing object from a denied one.
+            if code in ("403", "AccessDenied", "Forbidden") and not self._listed(key):
                 return None
             raise
         return ObjectInfo(_clean(key), int(r["ContentLength"]), r["ETag"].strip('"'))
+
+    def _listed(self, key: str) -> bool:
+        full = self._k(key)
+        page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1)
+        return any(o["Key"] == full for o in page.get("Contents", []))
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         out = []
