@@ -100,6 +100,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         _limit_native_threads()
+        switch_interval = sys.getswitchinterval()  # process-wide: given back at shutdown (tests share a process)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         key = resolve_key(settings, store)
         hist = history or card_history_from_settings(settings, store)
@@ -128,6 +129,7 @@ def create_app(
                         await task
             await asyncio.to_thread(plog.close)
             hist.close()
+            sys.setswitchinterval(switch_interval)
             log.info("scoring API stopped", extra={"pid": os.getpid(), "predictions_logged": plog.written})
 
     app = FastAPI(
