@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from api.compiled_features import compile_features
 from fraud_detection import features
 
 _ONLINE_IDX = frozenset(features.CATEGORY_INDEX[c] for c in features.ONLINE_CATEGORIES)
@@ -144,7 +145,12 @@ def _numpy_hist(ops: FastRowOps, h: ListHistory, what: str, window_s: int, *opti
     return features.RowOps._hist(row, what, window_s, *options)
 
 
+_COMPILED = compile_features()  # None if a feature cannot be traced: then one expression at a time
+
+
 def transaction_features(txn: Mapping[str, Any], history: ListHistory) -> list[float]:
     """Feature vector (``features.FEATURE_NAMES`` order), equal to ``features.transaction_features``."""
     ops = FastRowOps(txn, history)  # type: ignore[arg-type]
+    if _COMPILED is not None:
+        return _COMPILED(ops._v, ops._hist)
     return [float(f.fn(ops)) for f in features.FEATURES]
