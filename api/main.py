@@ -61,10 +61,10 @@ def _limit_native_threads() -> None:
 
 
 async def _flush_history(hist: WriteBehindHistory) -> None:
-    """Writes buffered card history once it is due, also when no request comes to trigger it."""
+    """Writes buffered card history once it is due (committed in a worker thread, off the event loop)."""
     while True:
         await asyncio.sleep(hist.max_delay_s)
-        hist.flush_due()
+        await hist.flush_due_async()  # a failed commit is logged and retried, never raised
 
 
 def custom_openapi(app: FastAPI, request_models: list[type]) -> dict:

@@ -16,6 +16,7 @@ Two backends behind one interface, chosen by settings (``kv_backend``):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -170,11 +171,14 @@ class WriteBehindHistory:
     """A local store whose appends are buffered and written in one transaction per flush.
 
     A SQLite commit per scored transaction costs more than building its features; here appends collect
-    in memory and are written together once the oldest has waited ``max_delay_s`` (the service's timer
-    calls ``flush_due``, between requests), or at once when ``max_pending`` have collected. Reads
-    merge the buffered records of the card, so this process sees its own appends at once; another
-    worker process sees them after the flush (at most ``max_delay_s`` later). ``close`` flushes.
-    Single-threaded by design: the scoring service calls it from its event loop only.
+    in memory and are written together once the oldest has waited ``max_delay_s``: the service's timer
+    calls ``flush_due_async``, which commits in a worker thread, so a slow commit (a WAL checkpoint,
+    another worker holding the write lock: 10-20 ms seen here) never stalls the event loop. Records
+    being written stay visible ("in flight") until their commit ends. Reads merge the buffered and
+    in-flight records of the card, so this process sees its own appends at once; another worker
+    process sees them after the commit (``max_delay_s`` later and the commit's time). ``flush`` writes
+    synchronously (``close``, and a safety valve at ``max_pending``). All bookkeeping happens on the
+    caller's thread (the event loop); the worker thread only runs the SQL.
     """
 
     remote = False
@@ -184,37 +188,40 @@ class WriteBehindHistory:
         self.max_pending = max_pending
         self.max_delay_s = max_delay_s
         self.max_rows = getattr(inner, "max_rows", 2000)
-        self._pending: dict[str, dict[tuple[int, str], Record]] = {}
+        self._pending: dict[str, dict[Keyed, Record]] = {}
+        self._inflight: dict[str, dict[Keyed, Record]] = {}
         self._count = 0
         self._deadline = float("inf")
 
+    def _unwritten(self, card_key: str, since: int, before_ts: int) -> dict[Keyed, Record]:
+        found: dict[Keyed, Record] = {}
+        for buffer in (self._inflight, self._pending):
+            mine = buffer.get(card_key)
+            if mine:
+                found.update({k: r for k, r in mine.items() if since <= k[0] < before_ts})
+        return found
+
     def read(self, card_key: str, before_ts: int, since_ts: int | None = None) -> list[Record]:
-        mine = self._pending.get(card_key)
         since = before_ts - MAX_WINDOW_S if since_ts is None else since_ts
-        if not mine or not any(since <= ts < before_ts for ts, _ in mine):
+        extra = self._unwritten(card_key, since, before_ts) if self._pending or self._inflight else None
+        if not extra:
             return self.inner.read(card_key, before_ts, since)
-        # Buffered records of this card fall in the window (rare: two of its transactions within
-        # max_delay_s): merge by (ts, trans_id), so a transaction stored and sent again counts once.
+        # Unwritten records of this card fall in the window (two of its transactions within a flush):
+        # merge by (ts, trans_id), so a transaction stored (or being stored) and sent again counts once.
         merged = self.inner.read_with_ids(card_key, before_ts, since)
-        merged.update({k: r for k, r in mine.items() if since <= k[0] < before_ts})
+        merged.update(extra)
         rows = sorted(merged.items())  # (ts, trans_id) order, as the store's primary key orders them
         return [r for _, r in rows[-self.max_rows :]]
 
     def read_many(self, card_keys: list[str], since_ts: int, before_ts: int) -> dict[str, dict[Keyed, Record]]:
         out = self.inner.read_many(card_keys, since_ts, before_ts)
-        for ck in card_keys:
-            mine = self._pending.get(ck)
-            if mine:
-                out[ck].update({k: r for k, r in mine.items() if since_ts <= k[0] < before_ts})
+        if self._pending or self._inflight:
+            for ck in card_keys:
+                out[ck].update(self._unwritten(ck, since_ts, before_ts))
         return out
 
     def append(self, card_key: str, trans_id: str, record: Record) -> None:
-        if not self._count:
-            self._deadline = time.monotonic() + self.max_delay_s
-        self._pending.setdefault(card_key, {})[(int(record[0]), trans_id)] = record
-        self._count += 1
-        if self._count >= self.max_pending:  # a safety valve: normally the timer's flush_due writes
-            self._flush_logged()
+        self.append_many([(card_key, trans_id, record)])
 
     def append_many(self, items: list[tuple[str, str, Record]]) -> None:
         for card_key, trans_id, record in items:
@@ -222,13 +229,42 @@ class WriteBehindHistory:
         if items and not self._count:
             self._deadline = time.monotonic() + self.max_delay_s
         self._count += len(items)
-        if self._count >= self.max_pending:  # a safety valve: normally the timer's flush_due writes
+        if self._count >= self.max_pending:  # a safety valve: normally the timer writes
             self._flush_logged()
 
-    def flush_due(self) -> None:
-        """Flush if the oldest buffered record has waited ``max_delay_s`` (the service's timer calls this)."""
-        if self._count and time.monotonic() >= self._deadline:
-            self._flush_logged()
+    def _take(self) -> list[tuple[str, str, Record]]:
+        """Move the buffer in flight; the (card_key, trans_id, record) items to write."""
+        self._inflight, self._pending, self._count = self._pending, {}, 0
+        self._deadline = float("inf")
+        return [(ck, tid, rec) for ck, recs in self._inflight.items() for (_, tid), rec in recs.items()]
+
+    def _written(self, ok: bool) -> None:
+        """The in-flight records are stored (ok) or go back in front of anything appended since."""
+        inflight, self._inflight = self._inflight, {}
+        if not ok:
+            n = 0
+            for ck, recs in inflight.items():
+                self._pending[ck] = {**recs, **self._pending.get(ck, {})}
+                n += len(recs)
+            self._count += n
+            self._deadline = time.monotonic() + self.max_delay_s
+
+    async def flush_due_async(self) -> None:
+        """If the oldest buffered record has waited ``max_delay_s``: commit in a worker thread."""
+        if not self._count or self._inflight or time.monotonic() < self._deadline:
+            return
+        items = self._take()
+        write = asyncio.ensure_future(asyncio.to_thread(self.inner.append_many, items))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:  # shutting down: let the commit end before the store closes
+            await asyncio.wait([write])
+            raise
+        except Exception:  # logged, kept, retried: a failed commit must not stop the timer
+            log.exception("card history flush failed; %d records kept for the next attempt", len(items))
+        finally:
+            if write.done():
+                self._written(not write.cancelled() and write.exception() is None)
 
     def _flush_logged(self) -> None:
         """A failed write must not fail the request that triggered it: log it, keep the records, retry."""
@@ -238,20 +274,16 @@ class WriteBehindHistory:
             log.exception("card history flush failed; %d records kept for the next attempt", self._count)
 
     def flush(self) -> None:
-        """Write every buffered record in one transaction; on failure keep them for the next flush."""
-        if not self._count:
+        """Write every buffered record now, in one transaction; on failure keep them and raise."""
+        if not self._count or self._inflight:  # a commit in flight: the next flush takes the rest
             return
-        pending, self._pending, self._count = self._pending, {}, 0
-        self._deadline = float("inf")
-        items = [(ck, tid, rec) for ck, recs in pending.items() for (_, tid), rec in recs.items()]
+        items = self._take()
         try:
             self.inner.append_many(items)
         except Exception:
-            for ck, recs in pending.items():  # back in front of anything appended since
-                self._pending[ck] = {**recs, **self._pending.get(ck, {})}
-            self._count += len(items)
-            self._deadline = time.monotonic() + self.max_delay_s
+            self._written(False)
             raise
+        self._written(True)
 
     def close(self) -> None:
         try:

@@ -3,7 +3,9 @@ writes them all in one go, a failed flush keeps them, close loses nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 
 import pytest
 
@@ -51,8 +53,50 @@ def test_flushes_by_count_and_by_age(tmp_path):
     assert len(_stored(path)) == 3
     aged = WriteBehindHistory(SqliteCardHistory(tmp_path / "a.sqlite"), max_pending=1000, max_delay_s=0.0)
     aged.append("c", "t", (T0, 1.0, 0))
-    aged.flush_due()
+    asyncio.run(aged.flush_due_async())
     assert len(_stored(tmp_path / "a.sqlite")) == 1
+
+
+def test_records_in_flight_stay_visible_until_their_commit_ends(tmp_path):
+    inner = SqliteCardHistory(tmp_path / "h.sqlite")
+    h = WriteBehindHistory(inner, max_pending=1000, max_delay_s=0.0)
+    started, release = threading.Event(), threading.Event()
+    real = inner.append_many
+
+    def slow_commit(items):  # the worker thread's commit, held open while the loop keeps reading
+        started.set()
+        release.wait(10)
+        real(items)
+
+    inner.append_many = slow_commit
+
+    async def scenario():
+        h.append("c", "t1", (T0, 10.0, 1))
+        flush = asyncio.create_task(h.flush_due_async())
+        await asyncio.to_thread(started.wait, 10)
+        h.append("c", "t2", (T0 + 5, 7.0, 1))  # while t1 is being written
+        seen = h.read("c", T0 + 10)
+        release.set()
+        await flush
+        return seen
+
+    assert asyncio.run(scenario()) == [(T0, 10.0, 1), (T0 + 5, 7.0, 1)]
+    assert h.read("c", T0 + 10) == [(T0, 10.0, 1), (T0 + 5, 7.0, 1)]  # t1 stored, t2 still buffered
+    h.close()
+    assert [r[2] for r in _stored(tmp_path / "h.sqlite")] == ["t1", "t2"]
+
+
+def test_a_failed_commit_in_the_worker_thread_keeps_the_records(tmp_path, monkeypatch):
+    inner = SqliteCardHistory(tmp_path / "h.sqlite")
+    h = WriteBehindHistory(inner, max_pending=1000, max_delay_s=0.0)
+    real = inner.append_many
+    monkeypatch.setattr(inner, "append_many", lambda items: (_ for _ in ()).throw(sqlite3.OperationalError("busy")))
+    h.append("c", "t1", (T0, 1.0, 0))
+    asyncio.run(h.flush_due_async())  # logged, not raised
+    assert _stored(tmp_path / "h.sqlite") == [] and h.read("c", T0 + 1) == [(T0, 1.0, 0)]
+    monkeypatch.setattr(inner, "append_many", real)
+    asyncio.run(h.flush_due_async())
+    assert [r[2] for r in _stored(tmp_path / "h.sqlite")] == ["t1"]
 
 
 def test_a_failed_flush_keeps_the_records_and_close_writes_them(tmp_path, monkeypatch):
