@@ -96,9 +96,7 @@ def save_version(store: LocalStore, model, rows, X, y, cut: int, label: str, pub
             "train": artifacts.SplitCounts(rows=cut, frauds=int(y[:cut].sum()), start=ts[0], end=ts[cut - 1]),
             "test": artifacts.SplitCounts(rows=len(rows) - cut, frauds=int(y[cut:].sum()), start=ts[cut], end=ts[-1]),
         },
-        features=[
-            artifacts.FeatureSpec(name=f.name, kind=f.kind, description=f.description) for f in features.FEATURES
-        ],
+        features=artifacts.feature_specs(),
         threshold=artifacts.Threshold(value=0.5, method=f"fixed (benchmark, {label})"),
         metrics={
             "test": {"roc_auc": float(roc_auc_score(y[cut:], p)), "pr_auc": float(average_precision_score(y[cut:], p))}

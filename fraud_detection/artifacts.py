@@ -48,6 +48,13 @@ class FeatureSpec(BaseModel):
     description: str = ""
 
 
+def feature_specs() -> list[FeatureSpec]:
+    """The manifest's feature list for a model trained by this code: ``features.FEATURES``, in order."""
+    from fraud_detection.features import FEATURES
+
+    return [FeatureSpec(name=f.name, kind=f.kind, description=f.description) for f in FEATURES]
+
+
 class SplitCounts(BaseModel):
     rows: int
     frauds: int

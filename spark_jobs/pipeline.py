@@ -17,7 +17,7 @@ from typing import Any
 
 from fraud_detection import artifacts, contract
 from fraud_detection.card_key import resolve_key
-from fraud_detection.features import FEATURE_NAMES, FEATURES, MAX_WINDOW_S, spark_base_columns, spark_features
+from fraud_detection.features import FEATURE_NAMES, MAX_WINDOW_S, spark_base_columns, spark_features
 from fraud_detection.models import model_feature_importances
 from fraud_detection.runs import RunRecord, new_run_id, save_run
 from fraud_detection.settings import Settings
@@ -199,7 +199,7 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
         training_data={k: artifacts.SplitCounts(**v) for k, v in splits.items()},
         training_sample=sample.describe() | {"max_training_rows": settings.max_training_rows},
         input_files=record.accepted_files,
-        features=[artifacts.FeatureSpec(name=f.name, kind=f.kind, description=f.description) for f in FEATURES],
+        features=artifacts.feature_specs(),
         threshold=artifacts.Threshold(value=m["threshold"], method=m["threshold_method"]),
         metrics={k: m[k] for k in HEADLINE} | {"confusion_matrix": m["confusion_matrix"]},
         libraries=artifacts.library_versions(),

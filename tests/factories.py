@@ -85,9 +85,7 @@ def make_artifact(
             "test": artifacts.SplitCounts(rows=len(rows) - cut, frauds=int(y[cut:].sum()), start=ts[cut], end=ts[-1]),
         },
         input_files=["/tmp/should-not-leak/landing/file.csv"],
-        features=[
-            artifacts.FeatureSpec(name=f.name, kind=f.kind, description=f.description) for f in features.FEATURES
-        ],
+        features=artifacts.feature_specs(),
         threshold=artifacts.Threshold(value=0.5, method="fixed by the test factory"),
         metrics={"test": {k: v for k, v in test_metrics.items() if v == v}},
         libraries=artifacts.library_versions(),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fraud_detection import artifacts
-from fraud_detection.features import FEATURE_NAMES, FEATURES
+from fraud_detection.features import FEATURE_NAMES
 from fraud_detection.runs import RunRecord, new_run_id
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore
@@ -57,7 +57,7 @@ def make_candidate(store, *, roc_auc: float = 0.95, pr_auc: float = 0.8, promote
         },
         training_sample={"rows": 1000, "frauds": 10},
         input_files=["history.csv"],
-        features=[artifacts.FeatureSpec(name=f.name, kind=f.kind, description=f.description) for f in FEATURES],
+        features=artifacts.feature_specs(),
         threshold=artifacts.Threshold(value=0.5, method="max F1 on the validation period"),
         metrics={"roc_auc": roc_auc, "pr_auc": pr_auc, "precision": 0.7, "recall": 0.6},
         libraries=artifacts.library_versions(),
