@@ -125,6 +125,20 @@ def _mark_merged(store: Store, covered: dict | None, into: str) -> list[str]:
     return list(covered.get("files", []))
 
 
+def _record_pending(store: Store, launcher: str, pend: dict) -> None:
+    """The launch record of a pending request as ``_merge_pending`` left it (status: queued)."""
+    save_request(
+        store,
+        LaunchRecord(
+            run_id=pend["run_id"],
+            trigger=pend["trigger"],
+            files=pend["files"],
+            launcher=launcher,
+            requested_at=pend["requested_at"],
+        ),
+    )
+
+
 # ------------------------------------------------------------------------------------------ local
 class LocalLauncher:
     """Subprocess training runs, serialised by a file lock, with one follow-up for what arrived meanwhile."""
@@ -188,16 +202,7 @@ class LocalLauncher:
         # of the lock, so a request can never fall between "run ended" and "lock released".
         pend = _merge_pending(self.kv, self.pending_key, trigger, files)
         running = self.is_running()
-        save_request(
-            self.store,
-            LaunchRecord(
-                run_id=pend["run_id"],
-                trigger=pend["trigger"],
-                files=pend["files"],
-                launcher=self.name,
-                requested_at=pend["requested_at"],
-            ),
-        )
+        _record_pending(self.store, self.name, pend)
         self._spawn_worker()
         status = "pending" if running else "started"
         log.info("training requested", extra={"run_id": pend["run_id"], "launch": status, "files": files})
@@ -375,16 +380,7 @@ class GlueLauncher:
             log.info("glue job run started", extra={"run_id": run_id, "job_run_id": job_run_id})
             return LaunchResult("started", run_id, trigger, all_files, job_run_id)
         pend = _merge_pending(self.kv, self.pending_key, trigger, files, run_id)
-        save_request(
-            self.store,
-            LaunchRecord(
-                run_id=pend["run_id"],
-                trigger=pend["trigger"],
-                files=pend["files"],
-                launcher=self.name,
-                requested_at=pend["requested_at"],
-            ),
-        )
+        _record_pending(self.store, self.name, pend)
         log.info("glue job busy: request pending", extra={"run_id": pend["run_id"], "files": files})
         # The running job may have ended between start_job_run and the write above, its "ended" event
         # finding nothing to start: look once more.
