@@ -87,6 +87,26 @@ class BatchHistory:
         self.by_card = _group(card, ts, amt, cat, card_of_txn)
         self.by_card_category = _group(card * n_cat + cat, ts, amt, cat, card_of_txn * n_cat + txn_category)
 
+    @classmethod
+    def merge(
+        cls,
+        card_keys: Sequence[str],
+        trans_ids: Sequence[str],
+        records: Sequence[Record],
+        stored: Mapping[str, Mapping[tuple[int, str], Record]],
+        txn_category: np.ndarray,
+    ) -> BatchHistory:
+        """The batch's transactions (card key, id, record each) added to their cards' ``stored`` ones
+        (card key -> {(ts, trans_id): record}, as ``CardHistoryStore.read_many`` returns them): a
+        transaction both stored and in the batch counts once."""
+        card_no: dict[str, int] = {}
+        card_of_txn = [card_no.setdefault(k, len(card_no)) for k in card_keys]
+        known = {k: dict(stored.get(k, {})) for k in card_no}
+        for k, tid, rec in zip(card_keys, trans_ids, records, strict=True):
+            known[k][(rec[0], tid)] = rec
+        rows = [(card_no[k], rec) for k, recs in known.items() for rec in recs.values()]
+        return cls(card_of_txn, rows, txn_category)
+
 
 def _group(group: np.ndarray, ts: np.ndarray, amt: np.ndarray, cat: np.ndarray, txn_group: np.ndarray) -> _Grouped:
     key = (group << _TS_BITS) + ts

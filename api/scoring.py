@@ -100,17 +100,11 @@ class ScoringService:
         keys = [card_key(t["cc_num"], self.hash_key) for t in txns]
         ids = [_trans_id(t) for t in txns]
         cols = base_columns(txns)
+        categories = cols["category_idx"].astype(np.int64)
         ts = cols["ts_s"].astype(np.int64).tolist()
-        cats = cols["category_idx"].astype(np.int64).tolist()
-        amts = cols["amt"].tolist()
-        records = list(zip(ts, amts, cats, strict=True))
-        card_no: dict[str, int] = {}
-        card_of_txn = [card_no.setdefault(k, len(card_no)) for k in keys]
-        known = self.history.read_many(list(card_no), min(ts) - features.MAX_WINDOW_S, max(ts))
-        for k, tid, rec in zip(keys, ids, records, strict=True):
-            known[k][(rec[0], tid)] = rec  # a batch transaction stored already counts once
-        rows = [(card_no[k], rec) for k, recs in known.items() for rec in recs.values()]
-        X = batch_features(cols, BatchHistory(card_of_txn, rows, cols["category_idx"].astype(np.int64)))
+        records = list(zip(ts, cols["amt"].tolist(), categories.tolist(), strict=True))
+        stored = self.history.read_many(list(dict.fromkeys(keys)), min(ts) - features.MAX_WINDOW_S, max(ts))
+        X = batch_features(cols, BatchHistory.merge(keys, ids, records, stored, categories))
         p = lm.scorer.predict_proba1(X)
         decisions = p >= lm.threshold
         self.history.append_many(list(zip(keys, ids, records, strict=True)))

@@ -21,17 +21,19 @@ def _txns(rows):
 def _batch(rows, stored_rows=()):
     """Features of ``rows`` as one batch whose cards also have ``stored_rows`` in the history store."""
     txns = _txns(rows)
-    card_no: dict[str, int] = {}
-    card_of_txn = [card_no.setdefault(str(r["cc_num"]), len(card_no)) for r in rows]
-    known: dict[tuple[int, str], tuple[int, int, float, int]] = {}
-    for r in [*stored_rows, *rows]:  # a transaction both stored and in the batch counts once
-        c = card_no.get(str(r["cc_num"]))
-        if c is not None:
-            rec = features.history_record(r)
-            known[(c, rec[0], r["trans_num"])] = rec
-    history = [(c, rec) for (c, _, _), rec in known.items()]
+    stored: dict[str, dict] = {}
+    for r in stored_rows:  # what the store's read_many returns for the batch's cards
+        rec = features.history_record(r)
+        stored.setdefault(str(r["cc_num"]), {})[(rec[0], r["trans_num"])] = rec
     cols = base_columns(txns)
-    return batch_features(cols, BatchHistory(card_of_txn, history, cols["category_idx"].astype(np.int64)))
+    history = BatchHistory.merge(
+        [str(r["cc_num"]) for r in rows],
+        [r["trans_num"] for r in rows],
+        [features.history_record(r) for r in rows],
+        stored,
+        cols["category_idx"].astype(np.int64),
+    )
+    return batch_features(cols, history)
 
 
 def _assert_close(got: np.ndarray, want: np.ndarray) -> None:
