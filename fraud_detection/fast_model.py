@@ -14,6 +14,7 @@ directory is read-only), so only a process's first model load pays the compilati
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,8 +34,15 @@ class UnsupportedModel(ValueError):
     """The model is not one the tree evaluator can reproduce exactly."""
 
 
+# One node in 16 bytes: ``info`` packs (left child << 17 | feature << 1 | NaN goes left), and is -1 for a
+# leaf, whose ``thr`` holds the leaf value. A node's two children sit next to each other, so a walk
+# touches one cache line per level instead of one per array (seven arrays in scikit-learn's layout).
+NODE = np.dtype([("thr", np.float64), ("info", np.int64)])
+_FEATURE_BITS = 16
+
+
 @njit(cache=True, nogil=True)
-def _raw_walk(X, feature, threshold, missing_left, left, right, is_leaf, value, roots, baseline, out):  # noqa: ANN001
+def _raw_walk(X, nodes, roots, baseline, out):  # noqa: ANN001
     """scikit-learn's predictor loop: every row starts at the baseline and adds each tree's leaf, tree by
     tree in order (trees outside, rows inside: one tree's nodes stay in cache for the whole batch)."""
     for i in range(X.shape[0]):
@@ -43,14 +51,35 @@ def _raw_walk(X, feature, threshold, missing_left, left, right, is_leaf, value, 
         root = roots[t]
         for i in range(X.shape[0]):
             node = root
-            while not is_leaf[node]:
-                x = X[i, feature[node]]
-                if np.isnan(x):
-                    go_left = missing_left[node]
-                else:
-                    go_left = x <= threshold[node]
-                node = left[node] if go_left else right[node]
-            out[i] += value[node]
+            info = nodes[node].info
+            while info >= 0:
+                x = X[i, (info >> 1) & 0xFFFF]
+                # left when x <= threshold, or when x is NaN and NaN goes left: no branch to mispredict
+                go_right = not (x <= nodes[node].thr or (x != x and (info & 1) == 1))
+                node = (info >> 17) + go_right
+                info = nodes[node].info
+            out[i] += nodes[node].thr
+
+
+def _pack_tree(nodes: np.ndarray, out: list[tuple[float, int]]) -> None:
+    """Append one scikit-learn tree (its ``nodes`` record array, root first) to ``out`` in the packed
+    layout: breadth first, so each internal node's children get the next two free slots, side by side."""
+    offset = len(out)
+    order = deque([0])
+    slot_of = {0: offset}
+    while order:
+        node = order.popleft()
+        rec = nodes[node]
+        assert slot_of[node] == len(out)  # breadth first: nodes are placed in the order they got slots
+        if rec["is_leaf"]:
+            out.append((float(rec["value"]), -1))
+            continue
+        left, right = int(rec["left"]), int(rec["right"])
+        slot_of[left] = offset + len(slot_of)
+        slot_of[right] = offset + len(slot_of)
+        order += [left, right]
+        info = (slot_of[left] << 17) | (int(rec["feature_idx"]) << 1) | int(rec["missing_go_to_left"])
+        out.append((float(rec["num_threshold"]), info))
 
 
 class TreeEnsembleScorer:
@@ -68,37 +97,23 @@ class TreeEnsembleScorer:
         if type(clf._loss).__name__ != "HalfBinomialLoss":
             raise UnsupportedModel(f"unsupported loss {type(clf._loss).__name__}")
         self.n_features = int(clf.n_features_in_)
+        if self.n_features >= 1 << _FEATURE_BITS:
+            raise UnsupportedModel(f"more than {(1 << _FEATURE_BITS) - 1} features")
         self.baseline = float(np.asarray(clf._baseline_prediction).ravel()[0])
-        feats, thr, miss, left, right, leaf, val, roots = [], [], [], [], [], [], [], []
-        offset = 0
+        packed: list[tuple[float, int]] = []
+        roots = []
         for iteration in clf._predictors:
             (pred,) = iteration
             nodes = pred.nodes
-            is_leaf = nodes["is_leaf"].astype(bool)
-            if np.any(nodes["is_categorical"][~is_leaf]):
+            if np.any(nodes["is_categorical"][~nodes["is_leaf"].astype(bool)]):
                 raise UnsupportedModel("categorical splits are not supported")
-            roots.append(offset)
-            feats.append(np.where(is_leaf, 0, nodes["feature_idx"].astype(np.int64)))
-            thr.append(nodes["num_threshold"].astype(np.float64))
-            miss.append(nodes["missing_go_to_left"].astype(np.bool_))
-            left.append(np.where(is_leaf, 0, nodes["left"].astype(np.int64) + offset))
-            right.append(np.where(is_leaf, 0, nodes["right"].astype(np.int64) + offset))
-            leaf.append(is_leaf)
-            val.append(nodes["value"].astype(np.float64))
-            offset += len(nodes)
+            roots.append(len(packed))
+            _pack_tree(nodes, packed)
         if not roots:
             raise UnsupportedModel("model has no trees")
         self.n_trees = len(roots)
-        self._arrays = (
-            np.concatenate(feats),
-            np.concatenate(thr),
-            np.concatenate(miss),
-            np.concatenate(left),
-            np.concatenate(right),
-            np.concatenate(leaf),
-            np.concatenate(val),
-            np.asarray(roots, np.int64),
-        )
+        self._nodes = np.array(packed, dtype=NODE)
+        self._roots = np.asarray(roots, np.int64)
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """Raw margin (log-odds) per row, equal to scikit-learn's ``_raw_predict``."""
@@ -106,7 +121,7 @@ class TreeEnsembleScorer:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected a 2-D array with {self.n_features} columns, got shape {X.shape}")
         out = np.empty(X.shape[0], np.float64)
-        _raw_walk(X, *self._arrays, self.baseline, out)
+        _raw_walk(X, self._nodes, self._roots, self.baseline, out)
         return out
 
     def predict_proba1(self, X: np.ndarray) -> np.ndarray:
