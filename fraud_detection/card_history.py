@@ -87,6 +87,7 @@ class SqliteCardHistory:
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
             _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA mmap_size=1073741824")
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
