@@ -31,9 +31,8 @@ async def get_scoring(request: Request):
     return request.app.state.scoring
 
 
-def authorize(request: Request, api_key: str | None) -> str:
-    """The caller's key id; 401 without a valid key, 429 past the key's rate limit."""
-    state = request.app.state
+def authorize(state, api_key: str | None) -> str:
+    """The caller's key id (``state``: the app's state); 401 without a valid key, 429 past its rate limit."""
     key_id = state.key_verifier.verify(api_key)
     if key_id is None:
         state.metrics.errors.labels("unauthorized").inc()
@@ -49,7 +48,7 @@ def authorize(request: Request, api_key: str | None) -> str:
 
 async def require_api_key(request: Request, api_key: str | None = Security(api_key_header)) -> str:
     """``authorize`` as a dependency (the scoring routes call ``authorize`` themselves: see routes/score.py)."""
-    return authorize(request, api_key)
+    return authorize(request.app.state, api_key)
 
 
 Caller = Depends(require_api_key)

@@ -15,12 +15,12 @@ import os
 import sys
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import KeyVerifier, RateLimiter, parse_entries
+from api.errors import render_http_error, render_internal_error, render_validation_error
 from api.metrics import ApiMetrics
 from api.middleware import RequestContextMiddleware
 from api.model_holder import ModelHolder, settle_heap
@@ -40,9 +40,6 @@ from fraud_detection.settings import Settings, get_settings
 from fraud_detection.storage import Store, store_from_settings
 
 log = logging.getLogger("api")
-
-ERROR_KIND = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 429: "rate_limited", 503: "not_ready"}
-
 
 # The interpreter lock's switch interval (default 5 ms). The prediction-log writer and the SQLite
 # calls are short bursts on other threads; when one holds the lock, the event loop waits for it
@@ -138,6 +135,7 @@ def create_app(
         description="Scores card transactions with the latest verified fraud model. Scoring, model and "
         "metrics endpoints need an `X-API-Key` header; `/health` and `/ready` are open.",
         lifespan=lifespan,
+        telemetry=None if settings.api_opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.store = store
@@ -148,33 +146,22 @@ def create_app(
     )
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_s, settings.api_rate_limit_burst)
 
-    score_router, request_models = score.build_router(settings.api_max_batch)
+    score_router, direct_routes, request_models = score.build_routes(settings.api_max_batch)
     app.include_router(score_router)
     app.include_router(model.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        api_metrics.errors.labels("validation").inc()
-        # loc / msg / type only: the offending input is not echoed (it may hold a card number)
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
-        ]
-        return JSONResponse({"detail": detail}, status_code=422)
+    def handler(render):
+        async def handle(request: Request, exc: Exception) -> Response:
+            status, body, headers = render(exc, api_metrics)
+            return Response(body, status_code=status, headers=headers, media_type="application/json")
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = ERROR_KIND.get(exc.status_code)
-        if kind and exc.status_code not in (401, 429):  # those two are counted where they are raised
-            api_metrics.errors.labels(kind).inc()
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return handle
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        api_metrics.errors.labels("internal").inc()
-        log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+    app.add_exception_handler(RequestValidationError, handler(render_validation_error))
+    app.add_exception_handler(StarletteHTTPException, handler(render_http_error))
+    app.add_exception_handler(Exception, handler(render_internal_error))
 
     app.openapi = lambda: custom_openapi(app, request_models)  # type: ignore[method-assign]
     app.add_middleware(
@@ -182,5 +169,6 @@ def create_app(
         metrics=api_metrics,
         max_body_bytes=settings.api_max_body_bytes,
         access_log=settings.api_access_log,
+        direct_routes=direct_routes,
     )
     return app

@@ -3,6 +3,11 @@
 For every HTTP request: a request id (the caller's ``X-Request-ID`` if sane, else a new one) in the log
 context and the response headers; the body buffered up to ``max_body_bytes`` (413 past it, before any
 parsing); one latency observation and one request count per route template.
+
+A POST to one of ``direct_routes`` (the scoring routes: ``api.routes.score.build_routes``) is answered
+here by the route's handler with the buffered body, without going through FastAPI's router; its errors
+are rendered by ``api.errors``, as FastAPI's exception handlers render them. Every other request goes on
+to the app.
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Mapping
 
+from api.auth import HEADER
+from api.errors import render_error
 from fraud_detection.logs import correlation_id
 
 log = logging.getLogger("api.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_KEY_HEADER = HEADER.lower().encode()
+_JSON = (b"content-type", b"application/json")
 
 
 def _route_label(scope) -> str:
@@ -27,8 +37,11 @@ def _route_label(scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app, *, metrics, max_body_bytes: int, access_log: bool = False) -> None:
+    def __init__(
+        self, app, *, metrics, max_body_bytes: int, access_log: bool = False, direct_routes: Mapping | None = None
+    ) -> None:
         self.app = app
+        self.direct = dict(direct_routes or {})
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.access_log = access_log
@@ -44,8 +57,12 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         rid = None
         declared = None
+        api_key = None
+        direct = self.direct.get(scope["path"]) if scope["method"] == "POST" else None
         for name, value in scope["headers"]:
-            if name == b"x-request-id":
+            if name == _KEY_HEADER:
+                api_key = value.decode("latin-1")
+            elif name == b"x-request-id":
                 text = value.decode("latin-1")
                 rid = text if _SAFE_ID.match(text) else None
             elif name == b"content-length":
@@ -59,6 +76,7 @@ class RequestContextMiddleware:
         token = correlation_id.set(rid)
         status_holder = [500]
         rid_header = (b"x-request-id", rid.encode())
+        route = None
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -75,11 +93,15 @@ class RequestContextMiddleware:
                 if too_big:
                     await self._reject(send_wrapper, 413, f"request body larger than {self.max_body} bytes")
                     return
+                if direct is not None:
+                    route = scope["path"]
+                    status_holder[0] = await self._answer(direct, scope, api_key, body, rid, started, send_wrapper)
+                    return
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_wrapper)
         finally:
             status = status_holder[0]
-            route = _route_label(scope)
+            route = route or _route_label(scope)
             elapsed = time.perf_counter() - started
             counter, histogram = self._series(route, scope["method"], status)
             counter.inc()
@@ -98,6 +120,18 @@ class RequestContextMiddleware:
                     },
                 )
             correlation_id.reset(token)
+
+    async def _answer(self, handler, scope, api_key, body: bytes, rid: str, started: float, send) -> int:
+        """A direct route's response: the handler's JSON, or its error rendered; returns the status."""
+        try:
+            status, payload, extra = 200, await handler(scope["app"].state, api_key, body, rid, started), {}
+        except Exception as exc:  # noqa: BLE001 - every error becomes its response, as in FastAPI
+            status, payload, extra = render_error(exc, self.metrics)
+        headers = [_JSON, (b"content-length", str(len(payload)).encode())]
+        headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        return status
 
     def _series(self, route: str, method: str, status: int) -> tuple:
         key = (route, method, status)

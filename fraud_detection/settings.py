@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     api_graceful_timeout_s: int = Field(20, ge=1, description="SIGTERM: wait this long for requests in flight.")
     api_access_log: bool = Field(False, description="One log line per request (errors are always logged).")
     api_metrics_public: bool = Field(False, description="Serve /metrics without an API key (scrapers inside the VPC).")
+    api_opentelemetry: bool = Field(
+        False,
+        description="FastAPI's own OpenTelemetry spans, metrics and logs (when a provider is configured). Off: "
+        "FastAPI then skips looking for providers on every request; the service's metrics are Prometheus.",
+    )
 
     # --- tracking, drift, monitoring ---
     tracking_enabled: bool = Field(True, description="Log every training run to MLflow (never needed to serve).")

@@ -1,18 +1,26 @@
 """POST /v1/score and /v1/score/batch.
 
-The body is validated straight from its JSON bytes by pydantic-core (``model_validate_json``): no
-intermediate ``json.loads`` dict, which is most of the per-request parsing cost. The request schemas
-still appear in the OpenAPI document (``openapi_extra`` + ``api.main.custom_openapi``).
+Each route is one handler, ``(app state, API key, body bytes, request id, start time) -> JSON bytes``,
+that raises ``HTTPException`` / ``RequestValidationError`` for the error responses. Two ways reach it:
 
-No FastAPI dependencies on these two routes: resolving them costs more than scoring a transaction. The
-routes read the API key header and call ``deps.authorize`` themselves (the same check as every other
-protected route), and declare the key requirement in the OpenAPI document by hand.
+* directly from ``RequestContextMiddleware`` (``build_routes``' direct handlers): a POST to exactly these paths skips
+  FastAPI's router, exception middleware and request objects, which cost more than scoring one
+  transaction; errors are rendered by ``api.errors``, the same renderer as FastAPI's exception handlers;
+* through FastAPI, with the same handler: the routes stay in the router, so the OpenAPI document,
+  ``/docs``, a 405 for another method, and an app without the middleware all keep working.
+
+The body is validated straight from its JSON bytes by pydantic-core (``model_validate_json``): no
+intermediate ``json.loads`` dict. The request schemas appear in the OpenAPI document (``openapi_extra`` +
+``api.main.custom_openapi``), as does the API key requirement.
 """
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import HEADER
 from api.deps import api_key_header, authorize
@@ -27,12 +35,14 @@ ERRORS = {
     503: {"model": ErrorResponse, "description": "no verified model loaded yet"},
 }
 
+# (app state, API key header or None, body, request id, start time) -> response body
+Handler = Callable[[Any, str | None, bytes, str, float], Awaitable[bytes]]
 
 _HEADER = HEADER.lower()
 
 
 def _openapi(name: str) -> dict:
-    """The request body (validated by the route itself) and the API key requirement, for the document."""
+    """The request body (validated by the handler itself) and the API key requirement, for the document."""
     return {
         "requestBody": {
             "required": True,
@@ -48,37 +58,74 @@ def _invalid(exc: ValidationError) -> RequestValidationError:
     )
 
 
-def build_router(max_batch: int) -> tuple[APIRouter, list[type]]:
-    """The router and the request models its OpenAPI document must describe."""
-    router = APIRouter(prefix="/v1", tags=["scoring"])
+def _validated(model: type[BaseModel], body: bytes) -> Any:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+async def _run(scoring, method, *args) -> bytes:
+    """SQLite history: microseconds, on the event loop; DynamoDB: network calls, in a worker thread."""
+    try:
+        return await run_in_threadpool(method, *args) if scoring.remote else method(*args)
+    except NotReady as exc:
+        raise HTTPException(503, f"not ready: {exc}") from exc
+
+
+async def score_one(state, api_key: str | None, body: bytes, request_id: str, started: float) -> bytes:
+    authorize(state, api_key)
+    txn = _validated(Transaction, body)
+    scoring = state.scoring
+    return await _run(scoring, scoring.score_one, txn.__dict__, request_id, started)
+
+
+def batch_handler(max_batch: int) -> tuple[Handler, type[BaseModel]]:
     BatchRequest = batch_request_model(max_batch)
 
-    @router.post(
+    async def score_batch(state, api_key: str | None, body: bytes, request_id: str, started: float) -> bytes:
+        authorize(state, api_key)
+        batch = _validated(BatchRequest, body)
+        scoring = state.scoring
+        txns = [t.__dict__ for t in batch.transactions]
+        return await _run(scoring, scoring.score_batch, txns, request_id, started)
+
+    return score_batch, BatchRequest
+
+
+def _endpoint(handler: Handler):
+    """The FastAPI endpoint for a handler."""
+
+    async def endpoint(request: Request) -> Response:
+        state = request.scope["state"]
+        key = request.headers.get(_HEADER)
+        body = await handler(request.app.state, key, await request.body(), state["request_id"], state["started"])
+        return Response(body, media_type="application/json")
+
+    return endpoint
+
+
+def build_routes(max_batch: int) -> tuple[APIRouter, dict[str, Handler], list[type]]:
+    """The router, the handlers by path for the direct dispatch, and the request models the OpenAPI
+    document must describe."""
+    router = APIRouter(prefix="/v1", tags=["scoring"])
+    score_batch, BatchRequest = batch_handler(max_batch)
+    router.add_api_route(
         "/score",
+        _endpoint(score_one),
+        methods=["POST"],
+        name="score",
         response_model=ScoreResponse,
         responses=ERRORS,
         summary="Score one transaction",
         description="Fraud probability, decision at the model's threshold, and the model that answered.",
         openapi_extra=_openapi("Transaction"),
     )
-    async def score(request: Request) -> Response:
-        authorize(request, request.headers.get(_HEADER))
-        scoring = request.app.state.scoring
-        try:
-            txn = Transaction.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise _invalid(exc) from None
-        state = request.scope["state"]
-        try:
-            args = (txn.__dict__, state["request_id"], state["started"])
-            # SQLite history: microseconds, stay on the loop; DynamoDB: network calls, off the loop
-            body = await run_in_threadpool(scoring.score_one, *args) if scoring.remote else scoring.score_one(*args)
-        except NotReady as exc:
-            raise HTTPException(503, f"not ready: {exc}") from exc
-        return Response(body, media_type="application/json")
-
-    @router.post(
+    router.add_api_route(
         "/score/batch",
+        _endpoint(score_batch),
+        methods=["POST"],
+        name="score_batch",
         response_model=BatchResponse,
         responses=ERRORS,
         summary=f"Score up to {max_batch} transactions",
@@ -86,19 +133,5 @@ def build_router(max_batch: int) -> tuple[APIRouter, list[type]]:
         "count as its history for later ones.",
         openapi_extra=_openapi("BatchRequest"),
     )
-    async def score_batch(request: Request) -> Response:
-        authorize(request, request.headers.get(_HEADER))
-        scoring = request.app.state.scoring
-        try:
-            batch = BatchRequest.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise _invalid(exc) from None
-        state = request.scope["state"]
-        try:
-            args = ([t.__dict__ for t in batch.transactions], state["request_id"], state["started"])
-            body = await run_in_threadpool(scoring.score_batch, *args) if scoring.remote else scoring.score_batch(*args)
-        except NotReady as exc:
-            raise HTTPException(503, f"not ready: {exc}") from exc
-        return Response(body, media_type="application/json")
-
-    return router, [Transaction, BatchRequest]
+    direct = {"/v1/score": score_one, "/v1/score/batch": score_batch}
+    return router, direct, [Transaction, BatchRequest]
