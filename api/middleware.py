@@ -123,14 +123,21 @@ class RequestContextMiddleware:
 
     async def _answer(self, handler, scope, api_key, body: bytes, rid: str, started: float, send) -> int:
         """A direct route's response: the handler's JSON, or its error rendered; returns the status."""
+        after = None
         try:
-            status, payload, extra = 200, await handler(scope["app"].state, api_key, body, rid, started), {}
+            payload, after = await handler(scope["app"].state, api_key, body, rid, started)
+            status, extra = 200, {}
         except Exception as exc:  # noqa: BLE001 - every error becomes its response, as in FastAPI
             status, payload, extra = render_error(exc, self.metrics)
         headers = [_JSON, (b"content-length", str(len(payload)).encode())]
         headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+        if after is not None:  # the prediction log and score metrics, once the client has its answer
+            try:
+                after()
+            except Exception:
+                log.exception("recording a scored request failed")
         return status
 
     def _series(self, route: str, method: str, status: int) -> tuple:

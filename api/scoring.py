@@ -4,6 +4,9 @@ Runs on the event loop (no thread hop) with the local store: every step is short
 indexed SQLite read, the row feature engine, the compiled tree walk, a buffered history append) and the
 prediction log is a queue append. A batch takes one history read for all its cards and the array
 feature engine (``api.batch_features``); with DynamoDB the routes run this in a worker thread.
+
+Both return a ``Scored``: the response body, and the prediction-log append and score metrics as a
+step the route runs once the response is sent (for a batch of 1,000 that step builds 1,000 log records).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,6 +33,14 @@ from fraud_detection.prediction_log import PredictionLog, PredictionRecord
 
 class NotReady(RuntimeError):
     pass
+
+
+class Scored(NamedTuple):
+    """A scoring call's response body, and what is left to do once the response is sent: append the
+    predictions to the log and observe the metrics (off the request's critical path)."""
+
+    body: bytes
+    record: Callable[[], None]
 
 
 def _trans_id(txn: dict[str, Any]) -> str:
@@ -75,7 +87,7 @@ class ScoringService:
             x,
         )
 
-    def score_one(self, txn: dict[str, Any], request_id: str, started: float) -> bytes:
+    def score_one(self, txn: dict[str, Any], request_id: str, started: float) -> Scored:
         lm = self.model()
         ck = card_key(txn["cc_num"], self.hash_key)
         record = features.history_record(txn)
@@ -89,11 +101,14 @@ class ScoringService:
             f'"is_fraud":{"true" if decision else "false"},"threshold":{lm.threshold!r},"model":{lm.ref_json}}}'
         ).encode()
         latency_ms = (time.perf_counter() - started) * 1e3
-        self.plog.append(self._record(lm, request_id, _now_iso(), txn, ck, trans_id, p, decision, latency_ms, x))
-        self._observe(lm, [p], [decision])
-        return body
 
-    def score_batch(self, txns: list[dict[str, Any]], request_id: str, started: float) -> bytes:
+        def record() -> None:
+            self.plog.append(self._record(lm, request_id, _now_iso(), txn, ck, trans_id, p, decision, latency_ms, x))
+            self._observe(lm, [p], [decision])
+
+        return Scored(body, record)
+
+    def score_batch(self, txns: list[dict[str, Any]], request_id: str, started: float) -> Scored:
         """Scores in order. The batch's transactions are history for each other (by time, as in training):
         a transaction sees its card's stored ones and the batch's earlier ones (each counted once)."""
         lm = self.model()
@@ -118,15 +133,18 @@ class ScoringService:
         )
         body = f'{{"request_id":{json.dumps(request_id)},"model":{lm.ref_json},"results":[{results}]}}'.encode()
         latency_ms = (time.perf_counter() - started) * 1e3
-        now = _now_iso()
-        self.plog.append_many(
-            [
-                self._record(lm, request_id, now, t, k, tid, pi, di, latency_ms, x)
-                for t, k, tid, pi, di, x in zip(txns, keys, ids, probs, dec, X.tolist(), strict=True)
-            ]
-        )
-        self._observe(lm, probs, dec)
-        return body
+
+        def record() -> None:
+            now = _now_iso()
+            self.plog.append_many(
+                [
+                    self._record(lm, request_id, now, t, k, tid, pi, di, latency_ms, x)
+                    for t, k, tid, pi, di, x in zip(txns, keys, ids, probs, dec, X.tolist(), strict=True)
+                ]
+            )
+            self._observe(lm, probs, dec)
+
+        return Scored(body, record)
 
     def _observe(self, lm: LoadedModel, probs: list[float], decisions: list[bool]) -> None:
         series = self._series.get(lm.version)

@@ -1,7 +1,8 @@
 """POST /v1/score and /v1/score/batch.
 
-Each route is one handler, ``(app state, API key, body bytes, request id, start time) -> JSON bytes``,
-that raises ``HTTPException`` / ``RequestValidationError`` for the error responses. Two ways reach it:
+Each route is one handler, ``(app state, API key, body bytes, request id, start time) -> Scored`` (the
+JSON body, and the prediction-log and metrics step to run once it is sent), that raises
+``HTTPException`` / ``RequestValidationError`` for the error responses. Two ways reach it:
 
 * directly from ``RequestContextMiddleware`` (``build_routes``' direct handlers): a POST to exactly these paths skips
   FastAPI's router, exception middleware and request objects, which cost more than scoring one
@@ -20,12 +21,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import HEADER
 from api.deps import api_key_header, authorize
 from api.schemas import BatchResponse, ErrorResponse, ScoreResponse, Transaction, batch_request_model
-from api.scoring import NotReady
+from api.scoring import NotReady, Scored
 
 ERRORS = {
     401: {"model": ErrorResponse, "description": "missing or invalid API key"},
@@ -35,8 +37,8 @@ ERRORS = {
     503: {"model": ErrorResponse, "description": "no verified model loaded yet"},
 }
 
-# (app state, API key header or None, body, request id, start time) -> response body
-Handler = Callable[[Any, str | None, bytes, str, float], Awaitable[bytes]]
+# (app state, API key header or None, body, request id, start time) -> response body and what follows it
+Handler = Callable[[Any, str | None, bytes, str, float], Awaitable[Scored]]
 
 _HEADER = HEADER.lower()
 
@@ -65,7 +67,7 @@ def _validated(model: type[BaseModel], body: bytes) -> Any:
         raise _invalid(exc) from None
 
 
-async def _run(scoring, method, *args) -> bytes:
+async def _run(scoring, method, *args) -> Scored:
     """SQLite history: microseconds, on the event loop; DynamoDB: network calls, in a worker thread."""
     try:
         return await run_in_threadpool(method, *args) if scoring.remote else method(*args)
@@ -73,7 +75,7 @@ async def _run(scoring, method, *args) -> bytes:
         raise HTTPException(503, f"not ready: {exc}") from exc
 
 
-async def score_one(state, api_key: str | None, body: bytes, request_id: str, started: float) -> bytes:
+async def score_one(state, api_key: str | None, body: bytes, request_id: str, started: float) -> Scored:
     authorize(state, api_key)
     txn = _validated(Transaction, body)
     scoring = state.scoring
@@ -83,7 +85,7 @@ async def score_one(state, api_key: str | None, body: bytes, request_id: str, st
 def batch_handler(max_batch: int) -> tuple[Handler, type[BaseModel]]:
     BatchRequest = batch_request_model(max_batch)
 
-    async def score_batch(state, api_key: str | None, body: bytes, request_id: str, started: float) -> bytes:
+    async def score_batch(state, api_key: str | None, body: bytes, request_id: str, started: float) -> Scored:
         authorize(state, api_key)
         batch = _validated(BatchRequest, body)
         scoring = state.scoring
@@ -99,8 +101,8 @@ def _endpoint(handler: Handler):
     async def endpoint(request: Request) -> Response:
         state = request.scope["state"]
         key = request.headers.get(_HEADER)
-        body = await handler(request.app.state, key, await request.body(), state["request_id"], state["started"])
-        return Response(body, media_type="application/json")
+        scored = await handler(request.app.state, key, await request.body(), state["request_id"], state["started"])
+        return Response(scored.body, media_type="application/json", background=BackgroundTask(scored.record))
 
     return endpoint
 
