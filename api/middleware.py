@@ -61,7 +61,8 @@ class RequestContextMiddleware:
         direct = self.direct.get(scope["path"]) if scope["method"] == "POST" else None
         for name, value in scope["headers"]:
             if name == _KEY_HEADER:
-                api_key = value.decode("latin-1")
+                if api_key is None:  # the first one, as Starlette's ``request.headers.get``
+                    api_key = value.decode("latin-1")
             elif name == b"x-request-id":
                 text = value.decode("latin-1")
                 rid = text if _SAFE_ID.match(text) else None

@@ -4,9 +4,9 @@ Each route is one handler, ``(app state, API key, body bytes, request id, start 
 JSON body, and the prediction-log and metrics step to run once it is sent), that raises
 ``HTTPException`` / ``RequestValidationError`` for the error responses. Two ways reach it:
 
-* directly from ``RequestContextMiddleware`` (``build_routes``' direct handlers): a POST to exactly these paths skips
-  FastAPI's router, exception middleware and request objects, which cost more than scoring one
-  transaction; errors are rendered by ``api.errors``, the same renderer as FastAPI's exception handlers;
+* directly from ``RequestContextMiddleware`` (``build_routes``' direct handlers): a POST to exactly
+  these paths skips FastAPI's router, exception middleware and request objects, which cost more than
+  scoring one transaction; errors are rendered by ``api.errors``, the same renderer as FastAPI's exception handlers;
 * through FastAPI, with the same handler: the routes stay in the router, so the OpenAPI document,
   ``/docs``, a 405 for another method, and an app without the middleware all keep working.
 
