@@ -149,6 +149,45 @@ def test_api_on_dynamodb_backend(store, rows, api_key, auth, dynamo, moto_endpoi
     assert not any(r["cc_num"] in str(logged) for r in subset)
 
 
+def test_api_batch_on_dynamodb_backend(store, rows, api_key, auth, dynamo, moto_endpoint):
+    """/v1/score/batch with the DynamoDB history: one Query per card of the batch, the batch's own
+    transactions as each other's history, stored once, then scores equal to the pipeline's."""
+    from api_support import make_settings
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from fraud_detection import prediction_log
+
+    card_history.create_dynamo_table(dynamo, "hist")
+    prediction_log.create_dynamo_table(dynamo, "plog")
+    settings = make_settings(
+        store,
+        api_key[1],
+        kv_backend="dynamodb",
+        card_history_table="hist",
+        prediction_log_table="plog",
+        aws_endpoint_url=moto_endpoint,
+    )
+    cards = sorted({r["cc_num"] for r in rows})[:10]
+    subset = [r for r in rows if r["cc_num"] in cards][:240]
+    _, model = artifacts.load_latest(store)
+    want = model.predict_proba(row_features(subset))[:, 1]
+    got = []
+    with TestClient(create_app(settings, store)) as c:
+        for i in range(0, len(subset), 80):  # later batches read the earlier ones from DynamoDB
+            body = {"transactions": [to_request(x) for x in subset[i : i + 80]]}
+            results = c.post("/v1/score/batch", json=body, headers=auth).json()["results"]
+            got += [x["fraud_probability"] for x in results]
+        # the first batch sent again: stored transactions are not counted twice
+        again = c.post(
+            "/v1/score/batch", json={"transactions": [to_request(x) for x in subset[:80]]}, headers=auth
+        ).json()["results"]
+    assert np.array_equal(np.array(got), want)
+    assert np.array_equal(np.array([x["fraud_probability"] for x in again]), want[:80])
+    stored = dynamo.scan(TableName="hist", Select="COUNT")["Count"]
+    assert stored == len(subset)
+
+
 def test_every_fast_aggregate_equals_the_row_engines_own(rows):
     """Each history aggregate of the fast engine, and its fallback to the row engine, bit for bit."""
     from api.fast_features import FastRowOps, _numpy_hist
