@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 REQUESTS = "runs/requests"
 PENDING_TTL_S = 14 * 24 * 3600
+# A worker that finds the run lock taken tries again for this long: an ``is_running`` probe holds it for
+# microseconds, a run for minutes. Giving up at once stranded a request whenever a probe was in the way.
+WORKER_LOCK_WAIT_S = 1.0
 FINAL = ("succeeded", "rejected", "failed")
 GLUE_ENDED = ("SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR")
 GLUE_FAILED = ("FAILED", "TIMEOUT", "STOPPED", "ERROR")
@@ -158,15 +161,23 @@ class LocalLauncher:
 
     # --- the lock that serialises runs ----------------------------------------------------------
     @contextmanager
-    def _try_lock(self) -> Iterator[bool]:
+    def _try_lock(self, wait_s: float = 0.0) -> Iterator[bool]:
+        """The run lock if free within ``wait_s`` (True), else False. ``is_running`` probes with it too, so
+        a probe holds the lock for microseconds; a worker waits ``WORKER_LOCK_WAIT_S`` before concluding
+        that a run holds it (which then picks up the worker's request when it ends)."""
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(0.02)
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())  # who holds it: `fraud runs` / tests can tell
             try:
@@ -232,9 +243,9 @@ class LocalLauncher:
         """Run pending requests one by one while holding the lock; returns how many runs it made."""
         runs = 0
         for _ in range(max_runs):
-            with self._try_lock() as got:
+            with self._try_lock(WORKER_LOCK_WAIT_S) as got:
                 if not got:
-                    return runs  # the holder will see our request before it lets go
+                    return runs  # a run holds it: the holder will see our request before it lets go
                 while runs < max_runs:
                     req = self.kv.take(self.pending_key)
                     if req is None:
@@ -257,6 +268,7 @@ class LocalLauncher:
         cmd = [*base, "--input", self.store.uri("raw")]
         cmd += ["--trigger", trigger, "--run-id", run_id]
         log.info("training run starting", extra={"run_id": run_id, "trigger": trigger})
+        (self.state / "logs").mkdir(parents=True, exist_ok=True)
         with open(self.state / "logs" / f"train-{run_id}.log", "ab") as out:
             try:
                 rc = subprocess.run(

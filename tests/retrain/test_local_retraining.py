@@ -91,6 +91,24 @@ def test_runs_are_serialised_and_files_arriving_meanwhile_get_one_follow_up(deps
     assert req.files == ["raw/b.csv", "raw/c.csv"] and req.exit_code == 0 and req.status == "finished"
 
 
+def test_a_worker_is_not_turned_away_by_a_lock_probe(deps):
+    """``is_running`` probes by taking the run lock for an instant; a worker that met a probe used to give
+    up at once ("a run holds it, it will see the request") and the request waited for the next one."""
+    import threading
+
+    from fraud_detection.launcher import _merge_pending, _record_pending
+
+    launcher = deps.launcher
+    pend = _merge_pending(launcher.kv, launcher.pending_key, "manual", ["raw/a.csv"])
+    _record_pending(deps.store, launcher.name, pend)
+    probe = launcher._try_lock()
+    assert probe.__enter__() is True  # a probe that holds the lock when the worker looks
+    threading.Timer(0.2, probe.__exit__, (None, None, None)).start()
+    assert launcher.drain() == 1
+    assert wait_for_run(deps.store, pend["run_id"], 60).status == "succeeded"
+    assert [r[2] for r in fake_runs()] == [pend["run_id"]]
+
+
 def test_training_process_that_dies_leaves_a_failed_record(deps, monkeypatch):
     monkeypatch.setenv("FAKE_TRAIN_EXIT", "137")  # killed, no final record written
     launch = deps.launcher.request_run("manual", [])
