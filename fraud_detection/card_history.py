@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fraud_detection.features import MAX_WINDOW_S
+from fraud_detection.sqlite_retry import retry_busy, use_wal
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class SqliteCardHistory:
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         conn = self._conn()
-        _retry_busy(lambda: conn.execute(self._DDL))
+        retry_busy(lambda: conn.execute(self._DDL))
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -85,7 +86,7 @@ class SqliteCardHistory:
             # timeout=0: a lock held by another worker process is retried here in ~50 us steps, not by
             # SQLite's busy handler, whose first sleep is a whole millisecond (a 20x latency spike).
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
-            _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA mmap_size=1073741824")
             self._local.conn = conn
@@ -96,7 +97,7 @@ class SqliteCardHistory:
     def read(self, card_key: str, before_ts: int, since_ts: int | None = None) -> list[Record]:
         since = before_ts - MAX_WINDOW_S if since_ts is None else since_ts
         conn = self._conn()
-        rows = _retry_busy(
+        rows = retry_busy(
             lambda: conn.execute(
                 "SELECT ts, amt, category_idx FROM card_history WHERE card_key = ? AND ts >= ? AND ts < ?"
                 " ORDER BY ts DESC LIMIT ?",
@@ -108,7 +109,7 @@ class SqliteCardHistory:
     def read_with_ids(self, card_key: str, before_ts: int, since_ts: int) -> dict[tuple[int, str], Record]:
         """Like ``read``, keyed by (ts, trans_id): what ``WriteBehindHistory`` merges its buffer into."""
         conn = self._conn()
-        rows = _retry_busy(
+        rows = retry_busy(
             lambda: conn.execute(
                 "SELECT ts, trans_id, amt, category_idx FROM card_history WHERE card_key = ? AND ts >= ?"
                 " AND ts < ? ORDER BY ts DESC LIMIT ?",
@@ -120,7 +121,7 @@ class SqliteCardHistory:
     def read_many(self, card_keys: list[str], since_ts: int, before_ts: int) -> dict[str, dict[Keyed, Record]]:
         conn = self._conn()
         out: dict[str, dict[Keyed, Record]] = {k: {} for k in card_keys}
-        rows = _retry_busy(
+        rows = retry_busy(
             lambda: conn.execute(
                 "SELECT card_key, ts, trans_id, amt, category_idx FROM card_history"
                 " WHERE card_key IN (SELECT value FROM json_each(?)) AND ts >= ? AND ts < ?",
@@ -135,7 +136,7 @@ class SqliteCardHistory:
         ts, amt, cat = record
         conn = self._conn()
         row = (card_key, int(ts), trans_id, float(amt), int(cat), int(time.time()) + self.ttl_s)
-        _retry_busy(lambda: conn.execute("INSERT OR IGNORE INTO card_history VALUES (?, ?, ?, ?, ?, ?)", row))
+        retry_busy(lambda: conn.execute("INSERT OR IGNORE INTO card_history VALUES (?, ?, ?, ?, ?, ?)", row))
 
     def append_many(self, items: list[tuple[str, str, Record]]) -> None:
         expires = int(time.time()) + self.ttl_s
@@ -151,11 +152,11 @@ class SqliteCardHistory:
                 conn.execute("ROLLBACK")
                 raise
 
-        _retry_busy(write)
+        retry_busy(write)
 
     def purge_expired(self, now: int | None = None) -> int:
         conn = self._conn()
-        cur = _retry_busy(
+        cur = retry_busy(
             lambda: conn.execute("DELETE FROM card_history WHERE expires_at < ?", (now or int(time.time()),))
         )
         return cur.rowcount
@@ -291,22 +292,6 @@ class WriteBehindHistory:
             self.flush()
         finally:
             self.inner.close()
-
-
-def _retry_busy(op, deadline_s: float = 10.0):
-    """Run a SQLite operation, retrying while another process holds the write lock (short sleeps)."""
-    start = time.monotonic()
-    delay = 0.00005
-    while True:
-        try:
-            return op()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() - start > deadline_s:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.005)
 
 
 def _ts_id(ts: int, trans_id: str) -> str:

@@ -26,6 +26,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from fraud_detection.sqlite_retry import use_wal
+
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 
@@ -77,7 +79,7 @@ class SqliteStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(conn)  # not covered by the busy timeout: fails at once while another process opens the file
             self._local.conn = conn
         return conn
 

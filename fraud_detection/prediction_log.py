@@ -29,6 +29,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from fraud_detection.sqlite_retry import use_wal
+
 log = logging.getLogger("fraud_detection.prediction_log")
 
 
@@ -108,7 +110,7 @@ class SqliteSink:
         if self._conn is None:
             # Opened in the writer thread on first write; check_same_thread off for the DDL in __init__.
             self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._conn)  # the API's workers open the same file at start-up
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
         return self._conn
