@@ -120,16 +120,15 @@ def test_api_batch_replay_equals_pipeline(client, auth, rows, store):
     assert np.array_equal(np.array(got), want)
 
 
-def test_api_on_dynamodb_backend(store, rows, api_key, auth, dynamo, moto_endpoint):
+def _dynamodb_settings(store, api_key, dynamo, moto_endpoint):
+    """Settings of an app whose card history and prediction log are fresh DynamoDB tables (moto)."""
     from api_support import make_settings
-    from fastapi.testclient import TestClient
 
-    from api.main import create_app
     from fraud_detection import prediction_log
 
     card_history.create_dynamo_table(dynamo, "hist")
     prediction_log.create_dynamo_table(dynamo, "plog")
-    settings = make_settings(
+    return make_settings(
         store,
         api_key[1],
         kv_backend="dynamodb",
@@ -137,6 +136,14 @@ def test_api_on_dynamodb_backend(store, rows, api_key, auth, dynamo, moto_endpoi
         prediction_log_table="plog",
         aws_endpoint_url=moto_endpoint,
     )
+
+
+def test_api_on_dynamodb_backend(store, rows, api_key, auth, dynamo, moto_endpoint):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    settings = _dynamodb_settings(store, api_key, dynamo, moto_endpoint)
     subset = rows[:60]
     _, model = artifacts.load_latest(store)
     want = model.predict_proba(row_features(subset))[:, 1]
@@ -152,22 +159,11 @@ def test_api_on_dynamodb_backend(store, rows, api_key, auth, dynamo, moto_endpoi
 def test_api_batch_on_dynamodb_backend(store, rows, api_key, auth, dynamo, moto_endpoint):
     """/v1/score/batch with the DynamoDB history: one Query per card of the batch, the batch's own
     transactions as each other's history, stored once, then scores equal to the pipeline's."""
-    from api_support import make_settings
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from fraud_detection import prediction_log
 
-    card_history.create_dynamo_table(dynamo, "hist")
-    prediction_log.create_dynamo_table(dynamo, "plog")
-    settings = make_settings(
-        store,
-        api_key[1],
-        kv_backend="dynamodb",
-        card_history_table="hist",
-        prediction_log_table="plog",
-        aws_endpoint_url=moto_endpoint,
-    )
+    settings = _dynamodb_settings(store, api_key, dynamo, moto_endpoint)
     cards = sorted({r["cc_num"] for r in rows})[:10]
     subset = [r for r in rows if r["cc_num"] in cards][:240]
     _, model = artifacts.load_latest(store)
