@@ -1,4 +1,4 @@
-"""What a route needs, by ``Depends``: settings, the scoring service, the metrics, the caller's key id.
+"""What a route needs, by ``Depends``: the metrics, the model holder, the caller's key id.
 
 Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool, a thread
 hop per dependency per request (most of the per-request cost before this); these never block.
@@ -6,17 +6,12 @@ hop per dependency per request (most of the per-request cost before this); these
 
 from __future__ import annotations
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
 from api.auth import HEADER, retry_after_header
-from fraud_detection.settings import Settings
 
 api_key_header = APIKeyHeader(name=HEADER, auto_error=False, description="API key (see FRAUD_API_KEYS)")
-
-
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 async def get_metrics(request: Request):
@@ -25,10 +20,6 @@ async def get_metrics(request: Request):
 
 async def get_holder(request: Request):
     return request.app.state.holder
-
-
-async def get_scoring(request: Request):
-    return request.app.state.scoring
 
 
 def authorize(state, api_key: str | None) -> str:
@@ -49,9 +40,6 @@ def authorize(state, api_key: str | None) -> str:
 async def require_api_key(request: Request, api_key: str | None = Security(api_key_header)) -> str:
     """``authorize`` as a dependency (the scoring routes call ``authorize`` themselves: see routes/score.py)."""
     return authorize(request.app.state, api_key)
-
-
-Caller = Depends(require_api_key)
 
 
 async def require_metrics_access(request: Request, api_key: str | None = Security(api_key_header)) -> None:
