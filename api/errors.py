@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -45,9 +46,15 @@ def render_internal_error(exc: Exception, metrics) -> Rendered:
     return 500, _json("internal error"), {}
 
 
+# Which renderer answers which error, most specific first: FastAPI's exception handlers are registered
+# from this table (``api.main``), and ``render_error`` follows it for the direct routes.
+RENDERERS: tuple[tuple[type[Exception], Callable[[Any, Any], Rendered]], ...] = (
+    (RequestValidationError, render_validation_error),
+    (HTTPException, render_http_error),
+    (Exception, render_internal_error),
+)
+
+
 def render_error(exc: Exception, metrics) -> Rendered:
-    if isinstance(exc, RequestValidationError):
-        return render_validation_error(exc, metrics)
-    if isinstance(exc, HTTPException):
-        return render_http_error(exc, metrics)
-    return render_internal_error(exc, metrics)
+    render = next(render for kind, render in RENDERERS if isinstance(exc, kind))  # Exception: always one
+    return render(exc, metrics)

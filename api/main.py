@@ -16,11 +16,9 @@ import sys
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import KeyVerifier, RateLimiter, parse_entries
-from api.errors import render_http_error, render_internal_error, render_validation_error
+from api.errors import RENDERERS
 from api.metrics import ApiMetrics
 from api.middleware import RequestContextMiddleware
 from api.model_holder import ModelHolder, settle_heap
@@ -159,9 +157,8 @@ def create_app(
 
         return handle
 
-    app.add_exception_handler(RequestValidationError, handler(render_validation_error))
-    app.add_exception_handler(StarletteHTTPException, handler(render_http_error))
-    app.add_exception_handler(Exception, handler(render_internal_error))
+    for kind, render in RENDERERS:
+        app.add_exception_handler(kind, handler(render))
 
     app.openapi = lambda: custom_openapi(app, request_models)  # type: ignore[method-assign]
     app.add_middleware(
