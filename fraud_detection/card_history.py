@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fraud_detection.features import MAX_WINDOW_S
+from fraud_detection.sqlite_bulk import insert_many
 from fraud_detection.sqlite_retry import retry_busy, use_wal
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class SqliteCardHistory:
         def write() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT OR IGNORE INTO card_history VALUES (?, ?, ?, ?, ?, ?)", rows)
+                insert_many(conn, "INSERT OR IGNORE INTO card_history VALUES", rows)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

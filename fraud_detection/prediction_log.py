@@ -29,6 +29,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from fraud_detection.sqlite_bulk import insert_many
 from fraud_detection.sqlite_retry import use_wal
 
 log = logging.getLogger("fraud_detection.prediction_log")
@@ -97,6 +98,7 @@ class SqliteSink:
         " decision INTEGER NOT NULL, threshold REAL NOT NULL, latency_ms REAL NOT NULL, features TEXT)"
     )
     _COLUMNS = PredictionRecord._fields
+    _INSERT = f"INSERT OR IGNORE INTO prediction_log ({', '.join(_COLUMNS)}) VALUES"  # noqa: S608
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -117,13 +119,9 @@ class SqliteSink:
 
     def write(self, records: list[PredictionRecord]) -> None:
         conn = self._connect()
-        placeholders = ", ".join("?" for _ in self._COLUMNS)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                f"INSERT OR IGNORE INTO prediction_log ({', '.join(self._COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
-                [_row(r) for r in records],
-            )
+            insert_many(conn, self._INSERT, [_row(r) for r in records])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
