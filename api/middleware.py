@@ -1,8 +1,9 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
 
-For every HTTP request: a request id (the caller's ``X-Request-ID`` if sane, else a new one) in the log
-context and the response headers; the body buffered up to ``max_body_bytes`` (413 past it, before any
-parsing); one latency observation and one request count per route template.
+For every HTTP request: a request id (the caller's ``X-Request-ID`` if sane and free of anything like a
+card number, else a new one) in the log context and the response headers; the body buffered up to
+``max_body_bytes`` (413 past it, before any parsing); one latency observation and one request count per
+route template.
 
 A POST to one of ``direct_routes`` (the scoring routes: ``api.routes.score.build_routes``) is answered
 here by the route's handler with the buffered body, without going through FastAPI's router; its errors
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 
 from api.auth import HEADER
 from api.errors import render_error
-from fraud_detection.logs import correlation_id
+from fraud_detection.logs import correlation_id, has_card_like_digits
 
 log = logging.getLogger("api.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -65,7 +66,7 @@ class RequestContextMiddleware:
                     api_key = value.decode("latin-1")
             elif name == b"x-request-id":
                 text = value.decode("latin-1")
-                rid = text if _SAFE_ID.match(text) else None
+                rid = text if _SAFE_ID.match(text) and not has_card_like_digits(text) else None
             elif name == b"content-length":
                 try:
                     declared = int(value)

@@ -42,7 +42,7 @@ EXAMPLE: dict[str, Any] = {
 CardNumber = Annotated[
     str,
     Field(coerce_numbers_to_str=True),  # a JSON number is taken as its digits
-    StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{8,19}$"),
+    StringConstraints(strip_whitespace=True, pattern=contract.BY_NAME[contract.CARD].regex),
 ]
 LocalTime = Annotated[NaiveDatetime, Field(ge=MIN_TIME, lt=MAX_TIME)]  # wall-clock time, no time zone
 BirthDate = Annotated[date, Field(ge=date(1900, 1, 1), lt=MAX_TIME.date())]
@@ -53,7 +53,10 @@ def _field_for(col: contract.Column) -> tuple[Any, Any]:
     kwargs: dict[str, Any] = {"description": col.description or None}
     if col.name == contract.CARD:
         typ: Any = CardNumber
-        kwargs["description"] = "card number, 8 to 19 digits (string or number); stored and logged only as a keyed hash"
+        kwargs["description"] = (
+            f"card number, {contract.CARD_DIGITS[0]} to {contract.CARD_DIGITS[1]} digits (string or number); "
+            "stored and logged only as a keyed hash"
+        )
     elif col.allowed is not None:
         typ = Literal[col.allowed]  # type: ignore[valid-type]
     elif col.dtype == "timestamp":

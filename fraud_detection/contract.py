@@ -19,6 +19,7 @@ DATE_FORMAT_PY = "%Y-%m-%d"
 
 # Name Spark gives the unnamed leading index column of the published files.
 INDEX_COLUMN = "_c0"
+CARD_DIGITS = (8, 19)  # a card number is 8 to 19 digits (the published data has 11 to 19)
 
 CATEGORIES: tuple[str, ...] = (
     "entertainment",
@@ -56,7 +57,13 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("trans_date_trans_time", "timestamp", description="local time of the transaction"),
-    Column("cc_num", "string", regex=r"^[0-9]{8,19}$", pii=True, description="card number (never a feature)"),
+    Column(
+        "cc_num",
+        "string",
+        regex=f"^[0-9]{{{CARD_DIGITS[0]},{CARD_DIGITS[1]}}}$",
+        pii=True,
+        description="card number (never a feature)",
+    ),
     Column("merchant", "string", required=False, description="merchant name"),
     Column("category", "string", allowed=CATEGORIES, description="merchant category"),
     Column("amt", "double", min_value=0.0, strict_min=True, max_value=1_000_000.0, description="amount, dollars"),

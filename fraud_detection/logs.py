@@ -1,16 +1,56 @@
-"""Structured JSON logs, one event per line, with an optional request / correlation id."""
+"""Structured JSON logs, one event per line, with an optional request / correlation id.
+
+Every line passes through ``redact_card_numbers`` last, so a card number can not reach the logs even by
+way of an exception message or a library's text (pydantic quotes the invalid input it rejects): runs of
+as many digits as the data contract allows a card number, plain, grouped by spaces or dashes, or inside a
+word (``4616225647185595x``). Hexadecimal tokens are left whole: the request and prediction ids.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
+
+from fraud_detection.contract import CARD_DIGITS
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+# a run of digits, or groups of 3 or more digits joined by single spaces or dashes (4-4-4-4, 4-6-5), not
+# part of a word, a decimal or a longer token: request ids (hex) and dates (2-digit groups) stay as they are
+_DIGIT_GROUPS = re.compile(r"(?<![\w.-])\d{3,}(?:[ -]\d{3,})*(?![\w-]|\.\d)")
+_FEWEST = CARD_DIGITS[0]
+_RUN_IN_WORD = re.compile(rf"\d{{{_FEWEST},}}")
+_WORD_WITH_RUN = re.compile(rf"\w*\d{{{_FEWEST},}}\w*")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+REDACTED = "[card number redacted]"
+
+
+def _redact(match: re.Match[str]) -> str:
+    text = match.group()  # longer than a card number too: two card numbers side by side are one match
+    return REDACTED if sum(ch.isdigit() for ch in text) >= _FEWEST else text
+
+
+def _redact_in_word(match: re.Match[str]) -> str:
+    word = match.group()
+    return word if _HEX.fullmatch(word) else _RUN_IN_WORD.sub(REDACTED, word)
+
+
+def redact_card_numbers(text: str) -> str:
+    """Every run of at least as many digits as the shortest card number (a bare 10-digit epoch time too)
+    -> ``REDACTED``."""
+    return _WORD_WITH_RUN.sub(_redact_in_word, _DIGIT_GROUPS.sub(_redact, text))
+
+
+def has_card_like_digits(text: str) -> bool:
+    """Whether ``text`` holds as many digits in a row as a card number, spaces and dashes ignored: such
+    text from outside (a caller's request id) is not written to a log."""
+    return _RUN_IN_WORD.search(text.replace(" ", "").replace("-", "")) is not None
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +69,7 @@ class JsonFormatter(logging.Formatter):
                 event[k] = v
         if record.exc_info:
             event["exc"] = self.formatException(record.exc_info)
-        return json.dumps(event, default=str)
+        return redact_card_numbers(json.dumps(event, default=str))
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from api_support import to_request
 from factories import row_features
 
@@ -127,3 +128,11 @@ def test_request_id_is_propagated(client):
     assert r.headers["x-request-id"] == "abc-123"
     r = client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
     assert r.headers["x-request-id"] != "bad id with spaces"
+
+
+@pytest.mark.parametrize("rid", ["4616225647185595", "order-4616-2256-4718-5595", "x12345678"])
+def test_a_request_id_like_a_card_number_is_replaced(client, auth, rid):
+    """The request id goes to the logs and the prediction log: a caller's id holding a card number must not."""
+    r = client.post("/v1/score", json=EXAMPLE, headers={**auth, "X-Request-ID": rid})
+    assert r.status_code == 200
+    assert r.headers["x-request-id"] != rid and r.json()["request_id"] == r.headers["x-request-id"]
