@@ -40,9 +40,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from api.auth import new_api_key  # noqa: E402
 from api.fast_features import ListHistory, transaction_features  # noqa: E402
+from bench.docs_section import write_section  # noqa: E402
 from fraud_detection import artifacts, features  # noqa: E402
 from fraud_detection.card_history import SqliteCardHistory  # noqa: E402
 from fraud_detection.card_key import card_key  # noqa: E402
@@ -499,19 +499,6 @@ def markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = text.find("## Scoring API")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + 1)
-        text = text[:start] + section.rstrip("\n") + "\n\n" + (text[nxt + 1 :] if nxt != -1 else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured wrk run (bounded)")
@@ -531,7 +518,7 @@ def main() -> int:
         section = markdown(res)
         print(section)
         if args.write_docs:
-            write_docs(section)
+            write_section("## Scoring API", section)
         return 0
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
@@ -573,7 +560,7 @@ def main() -> int:
     section = markdown(res)
     print(section)
     if args.write_docs:
-        write_docs(section)
+        write_section("## Scoring API", section)
     ok = res["swap"]["errors"] == 0 and all(
         res["servers"][n][c]["errors"] == 0 for n in res["servers"] for c in ("c1", "c32")
     )

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -39,6 +38,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.docs_section import write_section  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 DATA = OUT / "data"
@@ -451,22 +452,6 @@ def render_section(doc: dict[str, Any] | None, args: argparse.Namespace | None) 
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace our section (from its heading to the next ``## `` heading) or append it; the rest stays."""
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    block = text.rstrip("\n") + "\n"
-    if pattern.search(current):
-        following = pattern.search(current).end() < len(current)
-        new = pattern.sub(lambda _: block + ("\n" if following else ""), current, count=1)
-    else:
-        new = current.rstrip("\n") + "\n\n" + block
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 # =================================================================================================
 # Main
 # =================================================================================================
@@ -491,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     if args.docs_placeholder:
-        write_section(render_section(None, None))
+        write_section(SECTION, render_section(None, None))
         print(f"wrote a placeholder '{SECTION}' section to {DOCS.relative_to(ROOT)}")
         return 0
     sizes = sorted(set(args.sizes) | ({KAGGLE_SIZE} if args.with_kaggle_size else set()))
@@ -572,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     doc["target"] = target
     _save(doc)
     if not args.no_docs:
-        write_section(render_section(doc, args))
+        write_section(SECTION, render_section(doc, args))
 
     print("\nsummary:")
     for r in doc["results"]:

@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "retrain"
 sys.path.insert(0, str(ROOT))
 
+from bench.docs_section import write_section  # noqa: E402
+
 
 def log(msg: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
@@ -238,7 +240,7 @@ def main() -> int:
     (OUT / "results.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
     if args.write_docs:
-        write_docs(section(res))
+        write_section("## Retraining", section(res))
     return 0
 
 
@@ -275,19 +277,6 @@ def section(res: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_docs(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = doc.find("## Retraining")
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = doc.find("\n## ", start + 1)
-        doc = doc[:start] + text + (doc[nxt + 1 :] if nxt != -1 else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(doc)
 
 
 if __name__ == "__main__":

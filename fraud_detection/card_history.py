@@ -22,8 +22,10 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fraud_detection.features import MAX_WINDOW_S
 from fraud_detection.sqlite_bulk import insert_many
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 Record = tuple[int, float, int]  # (epoch seconds, amount, category index)
 Keyed = tuple[int, str]  # (epoch seconds, transaction id): a stored transaction's identity
+T = TypeVar("T")
+R = TypeVar("R")
 _TS_DIGITS = 12
 
 
@@ -302,19 +306,41 @@ def _ts_id(ts: int, trans_id: str) -> str:
 
 
 class DynamoCardHistory:
-    """The DynamoDB table: one item per (card_key, ts_id), expiring through TTL ``expires_at``."""
+    """The DynamoDB table: one item per (card_key, ts_id), expiring through TTL ``expires_at``.
+
+    A batch's cards are read with one Query each and written 25 items per BatchWriteItem; up to
+    ``concurrency`` of these calls are in flight at once (a thread pool: each call is a network round
+    trip that holds no lock), so a batch of 1,000 new cards waits for about 1,000 / ``concurrency``
+    round trips instead of 1,000. The client's connection pool must be at least as large.
+    """
 
     remote = True  # network round trips: callers on an event loop run us in a thread
 
-    def __init__(self, table_name: str, *, client=None, ttl_days: int = 35, max_rows: int = 2000) -> None:
+    def __init__(
+        self, table_name: str, *, client=None, ttl_days: int = 35, max_rows: int = 2000, concurrency: int = 16
+    ) -> None:
         if client is None:
             import boto3
 
             client = boto3.client("dynamodb")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.client = client
         self.table = table_name
         self.ttl_s = ttl_days * 86400
         self.max_rows = max_rows
+        self.concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
+        """``fn`` over ``items`` in order, up to ``concurrency`` calls in flight; the first error is raised."""
+        if self.concurrency == 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="card-history-dynamodb")
+        return list(self._pool.map(fn, items))
 
     def _query(self, card_key: str, since: int, before_ts: int) -> list[tuple[Keyed, Record]]:
         """The card's newest ``max_rows`` transactions with ``since <= ts < before_ts``, newest first."""
@@ -346,7 +372,8 @@ class DynamoCardHistory:
         return [r for _, r in reversed(self._query(card_key, since, before_ts))]
 
     def read_many(self, card_keys: list[str], since_ts: int, before_ts: int) -> dict[str, dict[Keyed, Record]]:
-        return {ck: dict(reversed(self._query(ck, since_ts, before_ts))) for ck in card_keys}
+        found = self._map(lambda ck: dict(reversed(self._query(ck, since_ts, before_ts))), card_keys)
+        return dict(zip(card_keys, found, strict=True))
 
     def _item(self, card_key: str, trans_id: str, record: Record, expires: int) -> dict:
         ts, amt, cat = record
@@ -367,19 +394,24 @@ class DynamoCardHistory:
         expires = int(time.time()) + self.ttl_s
         unique = {(k, _ts_id(int(r[0]), tid)): (k, tid, r) for k, tid, r in items}  # batch write rejects dupes
         requests = [{"PutRequest": {"Item": self._item(k, tid, r, expires)}} for k, tid, r in unique.values()]
-        for i in range(0, len(requests), 25):
-            pending = {self.table: requests[i : i + 25]}
-            for attempt in range(8):
-                resp = self.client.batch_write_item(RequestItems=pending)
-                pending = resp.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise RuntimeError(f"DynamoDB kept {len(pending[self.table])} card-history writes unprocessed")
+        self._map(self._write_chunk, [requests[i : i + 25] for i in range(0, len(requests), 25)])
+
+    def _write_chunk(self, requests: list[dict]) -> None:
+        """One BatchWriteItem (at most 25 items), its unprocessed items retried with backoff."""
+        pending = {self.table: requests}
+        for attempt in range(8):
+            resp = self.client.batch_write_item(RequestItems=pending)
+            pending = resp.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        raise RuntimeError(f"DynamoDB kept {len(pending[self.table])} card-history writes unprocessed")
 
     def close(self) -> None:
-        pass
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def create_dynamo_table(client, table_name: str) -> None:
@@ -413,13 +445,21 @@ def state_dir(settings, store) -> Path:
 def card_history_from_settings(settings, store) -> CardHistoryStore:
     if settings.kv_backend == "dynamodb":
         import boto3
+        from botocore.config import Config
 
-        client = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+        concurrency = settings.api_dynamodb_concurrency
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=settings.aws_endpoint_url,
+            region_name=settings.aws_region,
+            config=Config(max_pool_connections=max(10, concurrency)),  # one connection per call in flight
+        )
         return DynamoCardHistory(
             settings.card_history_table,
             client=client,
             ttl_days=settings.card_history_ttl_days,
             max_rows=settings.api_card_history_max_rows,
+            concurrency=concurrency,
         )
     return SqliteCardHistory(
         state_dir(settings, store) / "card_history.sqlite",

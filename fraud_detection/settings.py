@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     api_state_dir: str | None = Field(
         None, description="SQLite state (card history, prediction log); default <store>/state or ./var/state."
     )
+    api_dynamodb_concurrency: int = Field(
+        16, ge=1, le=64, description="DynamoDB card-history calls in flight for one batch (reads and writes)."
+    )
     api_card_history_max_rows: int = Field(2000, ge=1, description="Most recent rows per card read for features.")
     api_graceful_timeout_s: int = Field(20, ge=1, description="SIGTERM: wait this long for requests in flight.")
     api_access_log: bool = Field(False, description="One log line per request (errors are always logged).")

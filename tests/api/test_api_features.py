@@ -4,6 +4,8 @@ replayed sequence equal the trained pipeline's on those features."""
 
 from __future__ import annotations
 
+import threading
+
 import boto3
 import numpy as np
 import pytest
@@ -90,6 +92,45 @@ def test_dynamodb_history_path_equals_row_engine(rows, dynamo):
     assert not any(c in str(items) for c in cards)
     ttl = dynamo.describe_time_to_live(TableName="card-history")["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expires_at"
+
+
+def test_dynamodb_batch_reads_and_writes_run_concurrently_and_equal_one_at_a_time(dynamo):
+    """A batch's Queries and BatchWriteItems overlap (up to ``concurrency`` in flight, counted by botocore's
+    own call events on real HTTP calls to the emulator) and store and return what one at a time does."""
+    card_history.create_dynamo_table(dynamo, "card-history")
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def started(**_):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+
+    def ended(**_):
+        with lock:
+            in_flight[0] -= 1
+
+    for op in ("Query", "BatchWriteItem"):
+        dynamo.meta.events.register(f"before-call.dynamodb.{op}", started)
+        dynamo.meta.events.register(f"after-call.dynamodb.{op}", ended)
+    concurrent = card_history.DynamoCardHistory("card-history", client=dynamo, concurrency=8)
+    one_at_a_time = card_history.DynamoCardHistory("card-history", client=dynamo, concurrency=1)
+    keys = [f"{i:064x}" for i in range(40)]
+    items = [
+        (k, f"t{k[-3:]}-{j}", (1_600_000_000 + 3600 * j, 10.0 + j + i / 7, j % 5))
+        for i, k in enumerate(keys)
+        for j in range(6)
+    ]
+    concurrent.append_many(items)  # 240 items: 10 BatchWriteItem calls
+    assert most[0] > 1
+    most[0] = 0
+    got = concurrent.read_many(keys, 1_600_000_000, 1_600_000_000 + 86_400)
+    assert most[0] > 1 and list(got) == keys
+    assert got == one_at_a_time.read_many(keys, 1_600_000_000, 1_600_000_000 + 86_400)
+    assert {k: {(r[0], tid): r for kk, tid, r in items if kk == k} for k in keys} == got
+    with pytest.raises(Exception, match="ResourceNotFound|non-existent table"):
+        card_history.DynamoCardHistory("no-such-table", client=dynamo, concurrency=8).read_many(keys[:3], 0, 1)
+    concurrent.close()
 
 
 def test_api_replay_scores_equal_pipeline_on_true_history_features(client, auth, rows, store):
