@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from fraud_detection.dynamodb_writes import chunks, write_chunk
 from fraud_detection.features import MAX_WINDOW_S
 from fraud_detection.sqlite_bulk import insert_many
 from fraud_detection.sqlite_retry import retry_busy, use_wal
@@ -394,18 +395,7 @@ class DynamoCardHistory:
         expires = int(time.time()) + self.ttl_s
         unique = {(k, _ts_id(int(r[0]), tid)): (k, tid, r) for k, tid, r in items}  # batch write rejects dupes
         requests = [{"PutRequest": {"Item": self._item(k, tid, r, expires)}} for k, tid, r in unique.values()]
-        self._map(self._write_chunk, [requests[i : i + 25] for i in range(0, len(requests), 25)])
-
-    def _write_chunk(self, requests: list[dict]) -> None:
-        """One BatchWriteItem (at most 25 items), its unprocessed items retried with backoff."""
-        pending = {self.table: requests}
-        for attempt in range(8):
-            resp = self.client.batch_write_item(RequestItems=pending)
-            pending = resp.get("UnprocessedItems") or {}
-            if not pending:
-                return
-            time.sleep(min(0.05 * 2**attempt, 1.0))
-        raise RuntimeError(f"DynamoDB kept {len(pending[self.table])} card-history writes unprocessed")
+        self._map(lambda chunk: write_chunk(self.client, self.table, chunk, "card-history"), list(chunks(requests)))
 
     def close(self) -> None:
         with self._pool_lock:

@@ -29,6 +29,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from fraud_detection.dynamodb_writes import write_all
 from fraud_detection.sqlite_bulk import insert_many
 from fraud_detection.sqlite_retry import use_wal
 
@@ -175,16 +176,7 @@ class DynamoSink:
                 item["features"] = {"S": encode_features(r.features)}
             item["expires_at"] = {"N": expires}
             items.append({"PutRequest": {"Item": item}})
-        for i in range(0, len(items), 25):
-            pending = {self.table: items[i : i + 25]}
-            for attempt in range(10):
-                resp = self.client.batch_write_item(RequestItems=pending)
-                pending = resp.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 2.0))
-            else:
-                raise RuntimeError("DynamoDB left prediction-log writes unprocessed")
+        write_all(self.client, self.table, items, "prediction-log")
 
     def close(self) -> None:
         pass
