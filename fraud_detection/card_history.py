@@ -310,9 +310,10 @@ class DynamoCardHistory:
     """The DynamoDB table: one item per (card_key, ts_id), expiring through TTL ``expires_at``.
 
     A batch's cards are read with one Query each and written 25 items per BatchWriteItem; up to
-    ``concurrency`` of these calls are in flight at once (a thread pool: each call is a network round
-    trip that holds no lock), so a batch of 1,000 new cards waits for about 1,000 / ``concurrency``
-    round trips instead of 1,000. The client's connection pool must be at least as large.
+    ``concurrency`` of these calls are in flight at once (a thread pool: a call waits on the network
+    without the GIL), so their round trips overlap; the CPU each call costs (botocore's signing and
+    parsing) does not, and bounds the gain (``bench/dynamo_history.py``). The client's connection pool
+    must be at least as large.
     """
 
     remote = True  # network round trips: callers on an event loop run us in a thread
