@@ -2,8 +2,9 @@
 
 Every line passes through ``redact_card_numbers`` last, so a card number can not reach the logs even by
 way of an exception message or a library's text (pydantic quotes the invalid input it rejects): runs of
-as many digits as the data contract allows a card number, plain, grouped by spaces or dashes, or inside a
-word (``4616225647185595x``). Hexadecimal tokens are left whole: the request and prediction ids.
+as many digits as the data contract allows a card number, plain or grouped by spaces or dashes, and runs
+of 11 or more digits inside a word (``4616225647185595x``). Hexadecimal tokens (the request and prediction
+ids), model versions and run ids (``20261121T143048063Z-7a52307a``) are left whole.
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("cor
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 # a run of digits, or groups of 3 or more digits joined by single spaces or dashes (4-4-4-4, 4-6-5), not
-# part of a word, a decimal or a longer token: request ids (hex) and dates (2-digit groups) stay as they are
-_DIGIT_GROUPS = re.compile(r"(?<![\w.-])\d{3,}(?:[ -]\d{3,})*(?![\w-]|\.\d)")
+# part of a word or a decimal: dates (2-digit groups) and ISO times stay as they are
+_DIGIT_GROUPS = re.compile(r"(?<![\w.])\d{3,}(?:[ -]\d{3,})*(?!\w|\.\d)")
 _FEWEST = CARD_DIGITS[0]
-_RUN_IN_WORD = re.compile(rf"\d{{{_FEWEST},}}")
-_WORD_WITH_RUN = re.compile(rf"\w*\d{{{_FEWEST},}}\w*")
-_HEX = re.compile(r"[0-9a-fA-F]+")
+# inside a word (``4616225647185595x``), a run as long as the published data's shortest card number: model
+# versions and run ids (``20261121T143048063Z``: 8 and 9 digits) stay whole
+_FEWEST_IN_WORD = 11
+_RUN_IN_WORD = re.compile(rf"\d{{{_FEWEST_IN_WORD},}}")
+_WORD_WITH_RUN = re.compile(rf"\w*\d{{{_FEWEST_IN_WORD},}}\w*")
+# hexadecimal with a letter, after an optional ``name_`` prefix: our request and prediction ids, ETags,
+# Glue job runs (``jr_<64 hex>``)
+_ID = re.compile(r"(?:[A-Za-z]+_)?(?=[0-9]*[a-fA-F])[0-9a-fA-F]+")
+_RUN = re.compile(rf"\d{{{_FEWEST},}}")
 REDACTED = "[card number redacted]"
 
 
@@ -38,7 +45,7 @@ def _redact(match: re.Match[str]) -> str:
 
 def _redact_in_word(match: re.Match[str]) -> str:
     word = match.group()
-    return word if _HEX.fullmatch(word) else _RUN_IN_WORD.sub(REDACTED, word)
+    return word if _ID.fullmatch(word) else _RUN_IN_WORD.sub(REDACTED, word)
 
 
 def redact_card_numbers(text: str) -> str:
@@ -50,7 +57,7 @@ def redact_card_numbers(text: str) -> str:
 def has_card_like_digits(text: str) -> bool:
     """Whether ``text`` holds as many digits in a row as a card number, spaces and dashes ignored: such
     text from outside (a caller's request id) is not written to a log."""
-    return _RUN_IN_WORD.search(text.replace(" ", "").replace("-", "")) is not None
+    return _RUN.search(text.replace(" ", "").replace("-", "")) is not None
 
 
 class JsonFormatter(logging.Formatter):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from fraud_detection import artifacts, runs
 from fraud_detection.logs import REDACTED, JsonFormatter, has_card_like_digits, redact_card_numbers
 
 
@@ -24,6 +26,8 @@ from fraud_detection.logs import REDACTED, JsonFormatter, has_card_like_digits, 
         "cards 4616225647185595 4616225647185596",  # side by side: one long run
         "input_value='4616225647185595x'",  # inside a word
         "card_4616225647185595",
+        "order-4616225647185595",
+        "x-60416207185",
     ],
 )
 def test_card_numbers_are_redacted(text):
@@ -40,10 +44,19 @@ def test_card_numbers_are_redacted(text):
         "2026-11-21T20:46:16.097+00:00",
         '"load_s": 1.0123456789',
         "zip 43223, city_pop 1234567",
+        "model_version 20261121T143048063Z-7a52307a, run_id 20261121T222639Z-abe7fd",
+        "client id 550e8400-e29b-41d4-a716-44665544a000",
+        "glue run jr_0f3a91234567890123b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f80912",
     ],
 )
 def test_other_numbers_are_kept(text):
     assert redact_card_numbers(text) == text
+
+
+def test_the_ids_we_make_are_kept():
+    now = datetime(2026, 11, 21, 14, 30, 48, 63_000, tzinfo=UTC)
+    for made in (artifacts.new_version(b"model", now), runs.new_run_id(now)):
+        assert redact_card_numbers(f"version {made}.") == f"version {made}."
 
 
 def test_a_log_line_with_a_card_number_in_message_extra_and_traceback_has_none():
