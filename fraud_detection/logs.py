@@ -40,7 +40,11 @@ REDACTED = "[card number redacted]"
 
 def _redact(match: re.Match[str]) -> str:
     text = match.group()  # longer than a card number too: two card numbers side by side are one match
-    return REDACTED if sum(ch.isdigit() for ch in text) >= _FEWEST else text
+    start, line = match.start(), match.string
+    # after a dash that follows a word, the run is that word's suffix (``...Z-12345678``, a version's hash):
+    # held to the in-word length
+    suffix = start >= 2 and line[start - 1] == "-" and (line[start - 2].isalnum() or line[start - 2] == "_")
+    return REDACTED if sum(ch.isdigit() for ch in text) >= (_FEWEST_IN_WORD if suffix else _FEWEST) else text
 
 
 def _redact_in_word(match: re.Match[str]) -> str:
