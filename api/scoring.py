@@ -28,7 +28,7 @@ from api.model_holder import LoadedModel
 from fraud_detection import features
 from fraud_detection.card_history import CardHistoryStore
 from fraud_detection.card_key import card_key
-from fraud_detection.prediction_log import PredictionLog, PredictionRecord
+from fraud_detection.prediction_log import VECTOR_DTYPE, PredictionLog, PredictionRecord
 
 
 class NotReady(RuntimeError):
@@ -47,8 +47,21 @@ def _trans_id(txn: dict[str, Any]) -> str:
     return txn.get("trans_num") or uuid.uuid4().hex
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+class UtcClock:
+    """The time as ``datetime.now(UTC).isoformat(timespec="milliseconds")`` writes it, with the date and
+    time of day formatted once per second (a prediction-log record each: 0.5 us, not 4.5)."""
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")  # one attribute: read and replaced atomically
+
+    def now_iso(self, now_ns: int | None = None) -> str:
+        ns = time.time_ns() if now_ns is None else now_ns
+        second, prefix = self._second
+        if ns // 1_000_000_000 != second:
+            second = ns // 1_000_000_000
+            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, prefix)
+        return f"{prefix}.{ns // 1_000_000 % 1000:03d}+00:00"
 
 
 class ScoringService:
@@ -63,6 +76,7 @@ class ScoringService:
         self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count()
         self._series: dict[str, tuple] = {}
+        self._clock = UtcClock()
 
     def model(self) -> LoadedModel:
         lm = self.holder.current
@@ -103,7 +117,9 @@ class ScoringService:
         latency_ms = (time.perf_counter() - started) * 1e3
 
         def record() -> None:
-            self.plog.append(self._record(lm, request_id, _now_iso(), txn, ck, trans_id, p, decision, latency_ms, x))
+            self.plog.append(
+                self._record(lm, request_id, self._clock.now_iso(), txn, ck, trans_id, p, decision, latency_ms, x)
+            )
             self._observe(lm, [p], [decision])
 
         return Scored(body, record)
@@ -135,11 +151,14 @@ class ScoringService:
         latency_ms = (time.perf_counter() - started) * 1e3
 
         def record() -> None:
-            now = _now_iso()
+            now = self._clock.now_iso()
+            # the vectors as float32 rows of one matrix: what the log stores (``encode_features``), without
+            # a list of 30 floats per row
+            vectors = X.astype(VECTOR_DTYPE)
             self.plog.append_many(
                 [
                     self._record(lm, request_id, now, t, k, tid, pi, di, latency_ms, x)
-                    for t, k, tid, pi, di, x in zip(txns, keys, ids, probs, dec, X.tolist(), strict=True)
+                    for t, k, tid, pi, di, x in zip(txns, keys, ids, probs, dec, vectors, strict=True)
                 ]
             )
             self._observe(lm, probs, dec)

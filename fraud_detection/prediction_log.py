@@ -49,10 +49,10 @@ class PredictionRecord(NamedTuple):
     decision: bool
     threshold: float
     latency_ms: float
-    features: list[float] | None = None  # the served vector, FEATURE_NAMES order (None: not logged)
+    features: Sequence[float] | None = None  # the served vector, FEATURE_NAMES order (None: not logged)
 
 
-_F32 = "<f4"  # little-endian float32: ~7 significant digits, plenty for distribution tests
+VECTOR_DTYPE = "<f4"  # little-endian float32: ~7 significant digits, plenty for distribution tests
 
 
 def encode_features(values: Sequence[float] | None) -> str | None:
@@ -63,7 +63,7 @@ def encode_features(values: Sequence[float] | None) -> str | None:
     """
     if values is None:
         return None
-    return base64.b64encode(np.asarray(values, dtype=_F32).tobytes()).decode("ascii")
+    return base64.b64encode(np.asarray(values, dtype=VECTOR_DTYPE).tobytes()).decode("ascii")
 
 
 def decode_features(text: str | None) -> list[float] | None:
@@ -76,7 +76,7 @@ def decode_features(text: str | None) -> list[float] | None:
         return None
     if len(raw) % 4:
         return None
-    values = np.frombuffer(raw, dtype=_F32).astype(np.float64)
+    values = np.frombuffer(raw, dtype=VECTOR_DTYPE).astype(np.float64)
     values[~np.isfinite(values)] = np.nan
     return values.tolist()
 

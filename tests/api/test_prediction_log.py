@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import math
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import httpx
 from api_support import HASH_KEY, ROOT, free_port, server_env, to_request, wait_ready
 
 from fraud_detection import prediction_log
 from fraud_detection.card_key import card_key
+from fraud_detection.features import FEATURE_NAMES
 
 
 def _rows_in(path) -> list[tuple]:
@@ -38,6 +42,13 @@ def test_every_scored_transaction_is_logged_with_hash_version_score_decision_lat
         assert ck == card_key(row["cc_num"], HASH_KEY) and v == version
         assert score == answer["fraud_probability"] and bool(decision) == answer["is_fraud"]
         assert threshold == 0.5 and latency > 0
+    with sqlite3.connect(store.path("state/prediction_log.sqlite")) as conn:
+        extra = conn.execute("SELECT logged_at, features FROM prediction_log").fetchall()
+    for logged_at, vector in extra:  # single and batch records alike: UTC time in ms, the whole vector
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", logged_at), logged_at
+        assert datetime.fromisoformat(logged_at) <= datetime.now(UTC)
+        values = prediction_log.decode_features(vector)
+        assert values is not None and len(values) == len(FEATURE_NAMES) and all(map(math.isfinite, values))
     raw = store.path("state/prediction_log.sqlite").read_bytes()
     assert not any(r["cc_num"].encode() in raw for r in rows[:60])
 
