@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
+import select
 import statistics
 import subprocess
 import sys
@@ -39,28 +39,34 @@ SECTION = "## Card history on DynamoDB"
 TABLE = "bench-card-history"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
+def start_emulator(timeout_s: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """The project's emulator (``python -m infra.emulator_server``) in its own process, on a free port: in
+    this one it would share the GIL with the client threads it is measured against. Returns (process, URL)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infra.emulator_server", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"moto server did not listen on {port}")
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()  # "emulator listening on http://127.0.0.1:PORT (...)"
+            if not line:
+                break
+            if "listening on " in line:
+                return proc, line.split("listening on ", 1)[1].split()[0]
+    proc.kill()
+    raise TimeoutError("the emulator did not start")
 
 
 class DelayProxy:
     """127.0.0.1 TCP proxy: every chunk from a client waits ``delay_s`` before it goes upstream."""
 
     def __init__(self, upstream_port: int, delay_s: float) -> None:
-        self.upstream_port, self.delay_s, self.port = upstream_port, delay_s, free_port()
+        self.upstream_port, self.delay_s = upstream_port, delay_s
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
         threading.Thread(target=self._run, args=(started,), daemon=True).start()
@@ -68,7 +74,8 @@ class DelayProxy:
 
     def _run(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+        self.server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+        self.port = self.server.sockets[0].getsockname()[1]
         started.set()
         self.loop.run_forever()
 
@@ -105,18 +112,12 @@ def client(endpoint: str, pool: int):
 
 
 def run(args: argparse.Namespace) -> dict:
-    port = free_port()
-    # its own process: in this one it would share the GIL with the client threads it is measured against
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    moto, endpoint = start_emulator()
     proxy = None
     try:
-        wait_for_port(port)
+        port = int(endpoint.rsplit(":", 1)[1])
         proxy = DelayProxy(port, args.delay_ms / 1e3)
-        direct = client(f"http://127.0.0.1:{port}", 10)
+        direct = client(endpoint, 10)
         slow = client(f"http://127.0.0.1:{proxy.port}", args.concurrency)
         since, until = 1_600_000_000, 1_600_000_000 + 40 * 86_400
         # (label, client, calls in flight): the emulator without the delay first, the floor of the rest
