@@ -56,9 +56,9 @@ class UtcClock:
 
     def now_iso(self, now_ns: int | None = None) -> str:
         ns = time.time_ns() if now_ns is None else now_ns
-        second, prefix = self._second
-        if ns // 1_000_000_000 != second:
-            second = ns // 1_000_000_000
+        second = ns // 1_000_000_000
+        cached, prefix = self._second
+        if second != cached:
             prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             self._second = (second, prefix)
         return f"{prefix}.{ns // 1_000_000 % 1000:03d}+00:00"
