@@ -238,22 +238,24 @@ def base_env() -> dict[str, str]:
     return env
 
 
+def api_settings_env(port: int, workers: int, key_entry: str) -> dict[str, str]:
+    """The API's settings for the benchmark: its store under ``OUT``, rate limits out of the way."""
+    return {
+        "FRAUD_STORE_URI": str(OUT / "store"),
+        "FRAUD_CARD_HASH_KEY": HASH_KEY,
+        "FRAUD_API_KEYS": key_entry,
+        "FRAUD_API_PORT": str(port),
+        "FRAUD_API_HOST": "127.0.0.1",
+        "FRAUD_API_WORKERS": str(workers),
+        "FRAUD_API_RATE_LIMIT_PER_S": "1000000",
+        "FRAUD_API_RATE_LIMIT_BURST": "1000000",
+        "FRAUD_API_RELOAD_INTERVAL_S": "1",
+    }
+
+
 def start_api(workers: int, key_entry: str) -> Server:
     port = free_port()
-    env = base_env()
-    env.update(
-        {
-            "FRAUD_STORE_URI": str(OUT / "store"),
-            "FRAUD_CARD_HASH_KEY": HASH_KEY,
-            "FRAUD_API_KEYS": key_entry,
-            "FRAUD_API_PORT": str(port),
-            "FRAUD_API_HOST": "127.0.0.1",
-            "FRAUD_API_WORKERS": str(workers),
-            "FRAUD_API_RATE_LIMIT_PER_S": "1000000",
-            "FRAUD_API_RATE_LIMIT_BURST": "1000000",
-            "FRAUD_API_RELOAD_INTERVAL_S": "1",
-        }
-    )
+    env = base_env() | api_settings_env(port, workers, key_entry)
     return Server("api", [sys.executable, "-m", "fraud_detection", "serve"], env, port, "/ready")
 
 
@@ -342,14 +344,22 @@ def measure(server: Server, key: str | None, duration: float) -> dict:
     return res
 
 
-def batch_latency(server: Server, key: str, n: int = 1000, repeats: int = 20) -> dict:
+def batch_payloads(n: int = 1000, count: int = 3) -> list[bytes]:
+    """``count`` batch request bodies of ``n`` consecutive transactions each."""
     bodies = (OUT / "bodies.jsonl").read_text().splitlines()
-    payloads = [('{"transactions":[' + ",".join(bodies[i * n : (i + 1) * n]) + "]}").encode() for i in range(3)]
+    return [('{"transactions":[' + ",".join(bodies[i * n : (i + 1) * n]) + "]}").encode() for i in range(count)]
+
+
+def batch_latency(server: Server, key: str, n: int = 1000, repeats: int = 20, gap_s: float = 0.0) -> dict:
+    """``repeats`` batches of ``n`` (after 2 untimed), back to back or ``gap_s`` apart; client and service
+    latency."""
+    payloads = batch_payloads(n)
     times, request_ids = [], []
     with httpx.Client(
         base_url=server.base, headers={"X-API-Key": key, "Content-Type": "application/json"}, timeout=30
     ) as c:
         for i in range(repeats + 2):
+            time.sleep(gap_s)
             t = time.perf_counter()
             r = c.post("/v1/score/batch", content=payloads[i % 3])
             dt = time.perf_counter() - t
