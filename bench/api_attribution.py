@@ -45,13 +45,13 @@ from bench.api_load import (  # noqa: E402
     base_env,
     batch_latency,
     batch_payloads,
-    free_port,
     log,
     reset_state,
     start_bare,
     wrk,
 )
 from bench.docs_section import write_section  # noqa: E402
+from fraud_detection.free_port import free_port  # noqa: E402
 
 SECTION = "## Scoring API: where the time goes"
 # name -> parts left out (bench/api_without.py); None: the bare endpoint

@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -48,6 +47,7 @@ from bench.docs_section import write_section  # noqa: E402
 from fraud_detection import artifacts, features  # noqa: E402
 from fraud_detection.card_history import SqliteCardHistory  # noqa: E402
 from fraud_detection.card_key import card_key  # noqa: E402
+from fraud_detection.free_port import free_port  # noqa: E402
 from fraud_detection.storage import LocalStore  # noqa: E402
 
 SECTION = "## Scoring API"  # ours in docs/benchmarks.md
@@ -65,12 +65,6 @@ def log(msg: str) -> None:
 
 def to_json(row: dict[str, str]) -> dict:
     return {k: float(v) if k in NUM else int(v) if k in INT else v for k, v in row.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- setup ------------------------------------------------------------------------------------------

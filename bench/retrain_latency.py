@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -38,18 +37,13 @@ OUT = ROOT / "bench" / "out" / "retrain"
 sys.path.insert(0, str(ROOT))
 
 from bench.docs_section import write_section  # noqa: E402
+from fraud_detection.free_port import free_port  # noqa: E402
 
 SECTION = "## Retraining"  # ours in docs/benchmarks.md
 
 
 def log(msg: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ts(s: str | None) -> float | None:

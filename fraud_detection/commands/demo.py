@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from fraud_detection.free_port import free_port
 
 NAME = "demo"
 HELP = "Run the whole loop locally: generate, train on Spark, serve, score, drop a new month, retrain, serve it."
@@ -37,12 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _say(msg: str) -> None:
     print(f"\n== {msg}", flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _http(method: str, url: str, key: str | None = None, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
@@ -147,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     _say("3/6 starting the scoring API on 127.0.0.1")
     key, entry = new_api_key("demo")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = os.environ | {"FRAUD_API_KEYS": entry, "FRAUD_API_RELOAD_INTERVAL_S": "2", "FRAUD_STORE_URI": str(store.root)}
     api = subprocess.Popen([sys.executable, "-m", "fraud_detection", "serve", "--port", str(port)], env=env)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -43,12 +42,6 @@ def make_settings(store: LocalStore, api_key_entry: str, **overrides) -> Setting
     )
     values.update(overrides)
     return Settings(**values)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import ROOT, free_port, make_settings, server_env, wait_ready
+from api_support import ROOT, make_settings, server_env, wait_ready
 from factories import generated_rows, make_artifact, sorted_rows
 
 from api.auth import new_api_key
+from fraud_detection.free_port import free_port
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore
 

@@ -9,13 +9,14 @@ import threading
 import boto3
 import numpy as np
 import pytest
-from api_support import HASH_KEY, free_port, to_request
+from api_support import HASH_KEY, to_request
 from factories import row_features
 
 from api.fast_features import ListHistory, transaction_features
 from api.schemas import Transaction
 from fraud_detection import artifacts, card_history, features
 from fraud_detection.card_key import card_key
+from fraud_detection.free_port import free_port
 
 
 @pytest.fixture(scope="module")

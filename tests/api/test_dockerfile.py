@@ -10,7 +10,9 @@ import subprocess
 import sys
 
 import httpx
-from api_support import ROOT, free_port, server_env, to_request, wait_ready
+from api_support import ROOT, server_env, to_request, wait_ready
+
+from fraud_detection.free_port import free_port
 
 DOCKERFILE = ROOT / "api" / "Dockerfile"
 

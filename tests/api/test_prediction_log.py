@@ -13,11 +13,12 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from api_support import HASH_KEY, ROOT, free_port, server_env, to_request, wait_ready
+from api_support import HASH_KEY, ROOT, server_env, to_request, wait_ready
 
 from fraud_detection import prediction_log
 from fraud_detection.card_key import card_key
 from fraud_detection.features import FEATURE_NAMES
+from fraud_detection.free_port import free_port
 
 
 def _rows_in(path) -> list[tuple]:

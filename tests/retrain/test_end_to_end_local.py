@@ -19,7 +19,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,17 +28,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fraud_detection.free_port import free_port
 from fraud_detection.generator import generate_csv, generate_csv_monthly
 from fraud_detection.runs import list_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUND_S = 900.0  # file dropped -> new version served (2 cores shared with other jobs: ~2-7 min measured)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def shuffle_labels(src: Path, dst: Path, seed: int = 0) -> None:
