@@ -50,7 +50,7 @@ from bench.api_load import (  # noqa: E402
     start_bare,
     wrk,
 )
-from bench.docs_section import write_section  # noqa: E402
+from bench.docs_section import report  # noqa: E402
 from fraud_detection.free_port import free_port  # noqa: E402
 
 SECTION = "## Scoring API: where the time goes"
@@ -282,9 +282,7 @@ def main() -> int:
         res["batch_steps"] = part2_steps(setup, args.workers)
         out.write_text(json.dumps(res, indent=2))
     section = markdown(res)
-    print(section)
-    if args.write_docs:
-        write_section(SECTION, section)
+    report(SECTION, section, write_docs=args.write_docs)
     return 0
 
 

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from api.auth import new_api_key  # noqa: E402
 from api.fast_features import ListHistory, transaction_features  # noqa: E402
-from bench.docs_section import write_section  # noqa: E402
+from bench.docs_section import report  # noqa: E402
 from fraud_detection import artifacts, features  # noqa: E402
 from fraud_detection.card_history import SqliteCardHistory  # noqa: E402
 from fraud_detection.card_key import card_key  # noqa: E402
@@ -571,9 +571,7 @@ def main() -> int:
         res = json.loads((OUT / "api_results.json").read_text())
         res.setdefault("load_average_before", [float("nan")] * 3)
         section = markdown(res)
-        print(section)
-        if args.write_docs:
-            write_section(SECTION, section)
+        report(SECTION, section, write_docs=args.write_docs)
         return 0
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
@@ -624,9 +622,7 @@ def main() -> int:
         print(json.dumps(res["servers"], indent=2))
         return 0
     section = markdown(res)
-    print(section)
-    if args.write_docs:
-        write_section(SECTION, section)
+    report(SECTION, section, write_docs=args.write_docs)
     ok = res["swap"]["errors"] == 0 and all(
         r["servers"][n][c]["errors"] == 0 for r in rounds for n in r["servers"] for c in ("c1", "c32")
     )

@@ -25,3 +25,10 @@ def write_section(heading: str, text: str, path: Path = DOCS) -> None:
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(new)
     os.replace(tmp, path)
+
+
+def report(heading: str, text: str, *, write_docs: bool) -> None:
+    """Print a benchmark's section; with ``write_docs``, also put it in ``docs/benchmarks.md``."""
+    print(text)
+    if write_docs:
+        write_section(heading, text)

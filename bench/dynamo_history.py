@@ -32,7 +32,7 @@ from botocore.config import Config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.docs_section import write_section  # noqa: E402
+from bench.docs_section import report  # noqa: E402
 from fraud_detection.card_history import DynamoCardHistory, create_dynamo_table  # noqa: E402
 
 SECTION = "## Card history on DynamoDB"
@@ -210,9 +210,7 @@ def main() -> int:
         ap.error("--cards must be 1..2000 and --repeats 1..10 (the run is bounded)")
     res = run(args)
     section = render(res, args)
-    print(section)
-    if args.write_docs:
-        write_section(SECTION, section)
+    report(SECTION, section, write_docs=args.write_docs)
     return 0
 
 
