@@ -91,8 +91,10 @@ def at_32(server: Server, key: str | None, duration: float) -> dict:
     root = psutil.Process(server.proc.pid)
     procs = [root, *root.children(recursive=True)]
     main0, other0 = cpu_seconds(procs)
+    sys0 = psutil.cpu_times()
     r = wrk(url, 32, duration, key)
     main1, other1 = cpu_seconds(procs)
+    sys1 = psutil.cpu_times()
     if r["errors"]:
         raise RuntimeError(f"{server.name}: {r['errors']} failed requests")
     n = r["requests"]
@@ -102,6 +104,9 @@ def at_32(server: Server, key: str | None, duration: float) -> dict:
         "cpu_us": (main1 - main0 + other1 - other0) / n * 1e6,
         "main_us": (main1 - main0) / n * 1e6,
         "other_us": (other1 - other0) / n * 1e6,
+        # the machine's idle and stolen (by the hypervisor) share of its CPU time during the run
+        "idle": (sys1.idle - sys0.idle) / (sum(sys1) - sum(sys0)),
+        "steal": (sys1.steal - sys0.steal) / (sum(sys1) - sum(sys0)),
     }
 
 
@@ -209,15 +214,16 @@ def markdown(res: dict) -> str:
         f"from the same fresh state, in turn, {len(rows)} rounds; medians, then every round's share of bare):",
         "",
         "| server | req/s | share of bare | server CPU per request | of which event loops / other threads "
-        "| rounds' shares |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| machine idle / stolen | rounds' shares |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name in CONFIGS:
         shares = " / ".join(f"{r[name]['share']:.0%}" for r in rows)
         lines.append(
             f"| {name} | {_median(rows, name, 'rps'):,.0f} | {_median(rows, name, 'share'):.0%} | "
             f"{_median(rows, name, 'cpu_us'):.0f} us | {_median(rows, name, 'main_us'):.0f} / "
-            f"{_median(rows, name, 'other_us'):.0f} us | {shares} |"
+            f"{_median(rows, name, 'other_us'):.0f} us | {_median(rows, name, 'idle'):.0%} / "
+            f"{_median(rows, name, 'steal'):.0%} | {shares} |"
         )
     no_writes = [r["no writes"]["share"] for r in rows]
     bare_cpu = _median(rows, "bare", "cpu_us")
@@ -229,6 +235,10 @@ def markdown(res: dict) -> str:
         f"- With no writes at all, as if a store cost nothing, the share would be {min(no_writes):.0%} to "
         f"{max(no_writes):.0%} in these rounds: a faster store or a separate writer process would still pay "
         "for the writes themselves on the same 2 cores, so it would land below that.",
+        f"- The machine was busy throughout (idle at most {max(r[n]['idle'] for r in rows for n in CONFIGS):.0%} "
+        "in any run), so req/s follows CPU per request. Runs of one configuration differ by up to "
+        f"{max(max(r[n]['cpu_us'] for r in rows) - min(r[n]['cpu_us'] for r in rows) for n in CONFIGS):.0f} us "
+        "per request here: read a difference between rows smaller than that as noise.",
         "",
         "**A batch of 1,000, idle service over HTTP** (20 batches, 0.5 s apart, after 2 untimed; per round): "
         + "; ".join(f"client {b['p50_ms']:.1f} ms, service {b['service_p50_ms']:.1f} ms" for b in batches)
