@@ -3,7 +3,7 @@
 One run, three servers on 127.0.0.1, each driven by ``wrk`` (a separate C process; Debian:
 ``apt-get install -y wrk``) at concurrency 1 and 32, for a bounded time each:
 
-* ``api``: ``python -m fraud_detection serve`` (uvicorn, uvloop + httptools), one transaction per request,
+* ``api``: ``python -m fraud_cli serve`` (uvicorn, uvloop + httptools), one transaction per request,
   per-card history in SQLite (pre-filled with the cards' earlier transactions), prediction log on;
 * ``bare``: a FastAPI endpoint returning a constant (``bench/api_bare.py``), same uvicorn settings;
 * ``baseline``: Flask + gunicorn building a pandas DataFrame per request around a 100-tree random forest
@@ -120,8 +120,8 @@ def prepare(rows_n: int, cards: int, seed: int) -> dict:
     from sklearn.ensemble import RandomForestClassifier
 
     from bench.api_baseline_flask import frame_features
-    from fraud_detection.generator import generate_rows
     from fraud_detection.models import build_model
+    from tools.generator import generate_rows
 
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -170,7 +170,7 @@ def prepare(rows_n: int, cards: int, seed: int) -> dict:
 
 def reset_state(setup: dict) -> None:
     """Fresh state for a run: latest -> v1, no prediction log, card history = the earlier transactions."""
-    from fraud_detection.generator import generate_rows
+    from tools.generator import generate_rows
 
     store = LocalStore(setup["store"])
     store.delete("state")
@@ -250,7 +250,7 @@ def api_settings_env(port: int, workers: int, key_entry: str) -> dict[str, str]:
 def start_api(workers: int, key_entry: str) -> Server:
     port = free_port()
     env = base_env() | api_settings_env(port, workers, key_entry)
-    return Server("api", [sys.executable, "-m", "fraud_detection", "serve"], env, port, "/ready")
+    return Server("api", [sys.executable, "-m", "fraud_cli", "serve"], env, port, "/ready")
 
 
 def start_bare(workers: int) -> Server:

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 
 import api.main
 from api.scoring import Scored, ScoringService
+from api.server import run_server
 from fraud_detection.card_history import WriteBehindHistory, card_history_from_settings
-from fraud_detection.commands.serve import run_server
 from fraud_detection.prediction_log import PredictionLog, PredictionRecord
 from fraud_detection.settings import get_settings
 from fraud_detection.storage import store_from_settings

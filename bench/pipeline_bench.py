@@ -1,10 +1,10 @@
 """End-to-end benchmark of the training pipeline: the Spark job vs a single-process pandas baseline.
 
-For each size: one generated dataset (``fraud_detection.generator.generate_csv``: 1,000 cards,
+For each size: one generated dataset (``tools.generator.generate_csv``: 1,000 cards,
 2019-01-01..2020-12-31, fixed seed; cached under ``bench/out/data/``), then, one after another, each in its
 own subprocess:
 
-* ``spark``: ``python -m fraud_detection train --input FILE`` with ``FRAUD_STORE_URI`` a fresh folder under
+* ``spark``: ``python -m fraud_cli train --input FILE`` with ``FRAUD_STORE_URI`` a fresh folder under
   ``bench/out/pipeline/``; stage timings and metrics from the run record ``runs/<id>.json``;
 * ``pandas``: ``bench/pandas_pipeline.py`` (the same steps with pandas / numpy / scikit-learn).
 
@@ -63,7 +63,7 @@ HEADLINE = ("roc_auc", "pr_auc", "precision", "recall", "f1", "threshold")
 
 def dataset(rows: int) -> tuple[Path, dict[str, Any]]:
     """The generated CSV for ``rows`` (generated once, reused while its parameters are unchanged)."""
-    from fraud_detection.generator import generate_csv
+    from tools.generator import generate_csv
 
     DATA.mkdir(parents=True, exist_ok=True)
     path = DATA / f"transactions_{rows}.csv"
@@ -216,7 +216,7 @@ def run_spark(rows: int, csv: Path, timeout: float, stamp: str) -> dict[str, Any
     store.mkdir(parents=True)
     run_id = f"bench-{rows}-{stamp}"
     env = _base_env() | {"FRAUD_STORE_URI": str(store)}
-    cmd = [sys.executable, "-m", "fraud_detection", "train", "--input", str(csv), "--run-id", run_id]
+    cmd = [sys.executable, "-m", "fraud_cli", "train", "--input", str(csv), "--run-id", run_id]
     r = run_watched(cmd, env, work, timeout)
     record_path = store / "runs" / f"{run_id}.json"
     r["run_record"] = str(record_path.relative_to(ROOT))
@@ -358,7 +358,7 @@ def reproduce_command(args: argparse.Namespace | None) -> str:
 def render_section(doc: dict[str, Any] | None, args: argparse.Namespace | None) -> str:
     lines = [SECTION, ""]
     intro = (
-        "The training job end to end (`python -m fraud_detection train`: great-expectations validation, "
+        "The training job end to end (`python -m fraud_cli train`: great-expectations validation, "
         "transactions and features tables, time split, bounded training sample, HistGradientBoosting fit, "
         "evaluation in Spark, artifact) against a single-process pandas version of the same steps "
         "(`bench/pandas_pipeline.py`), on generated data (1,000 cards, 2019-01-01..2020-12-31, seed 0). "

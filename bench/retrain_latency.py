@@ -98,11 +98,11 @@ def main() -> int:
     args = ap.parse_args()
 
     from api.auth import new_api_key
-    from fraud_detection.generator import generate_csv_monthly
     from fraud_detection.launcher import LocalLauncher, list_requests
     from fraud_detection.runs import list_runs
     from fraud_detection.settings import Settings
     from fraud_detection.storage import LocalStore
+    from tools.generator import generate_csv_monthly
 
     store_dir, data = args.work_dir / "store", args.work_dir / "data"
     landing, latest = store_dir / "landing", store_dir / "models" / "latest.json"
@@ -138,7 +138,7 @@ def main() -> int:
 
     def start(*cmd: str) -> subprocess.Popen:
         out = open(logs / f"{cmd[0]}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        p = subprocess.Popen([sys.executable, "-m", "fraud_detection", *cmd], env=env, cwd=ROOT, stdout=out,
+        p = subprocess.Popen([sys.executable, "-m", "fraud_cli", *cmd], env=env, cwd=ROOT, stdout=out,
                              stderr=subprocess.STDOUT)  # fmt: skip
         procs.append(p)
         return p
@@ -156,7 +156,7 @@ def main() -> int:
             sys.path.insert(0, str(ROOT / "tests"))
             from factories import make_artifact
 
-            from fraud_detection.generator import generate_rows
+            from tools.generator import generate_rows
 
             (store_dir / "raw").mkdir(parents=True, exist_ok=True)
             for f in history:

@@ -7,7 +7,8 @@ starts after it was archived: a run that starts takes the pending request with i
 
 * ``LocalLauncher``: the request is recorded in the key-value store, then a detached worker
   (``python -m fraud_detection.launcher``) drains it while holding ``<store>/state/train.lock``; each
-  run is ``python -m fraud_detection train --input <store>/raw --trigger T --run-id ID``. A worker
+  run is ``python glue/train_job.py --store_uri <store> --input <store>/raw --trigger T --run_id ID``
+  (the Glue job's own entry script). A worker
   that finds the lock taken exits: the holder picks the request up before it lets go.
 * ``GlueLauncher``: ``glue.start_job_run``; on ``ConcurrentRunsExceededException`` the request is
   recorded, and the Lambda's "Glue Job State Change" handler (``on_job_state_change``) starts it.
@@ -46,6 +47,7 @@ PENDING_TTL_S = 14 * 24 * 3600
 # A worker that finds the run lock taken tries again for this long: an ``is_running`` probe holds it for
 # microseconds, a run for minutes. Giving up at once stranded a request whenever a probe was in the way.
 WORKER_LOCK_WAIT_S = 1.0
+TRAIN_SCRIPT = "glue/train_job.py"  # the Glue job's entry script, also the local launcher's
 FINAL = ("succeeded", "rejected", "failed")
 GLUE_ENDED = ("SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR")
 GLUE_FAILED = ("FAILED", "TIMEOUT", "STOPPED", "ERROR")
@@ -264,9 +266,10 @@ class LocalLauncher:
         rec.files = list(dict.fromkeys([*rec.files, *req.get("files", [])]))
         rec.status, rec.started_at = "started", utc_now()
         save_request(self.store, rec)
-        base = self.settings.local_train_command.split() or [sys.executable, "-m", "fraud_detection", "train"]
-        cmd = [*base, "--input", self.store.uri("raw")]
-        cmd += ["--trigger", trigger, "--run-id", run_id]
+        # The same entry script and options as the Glue job (glue/train_job.py), run on local Spark.
+        base = self.settings.local_train_command.split() or [sys.executable, str(_project_root() / TRAIN_SCRIPT)]
+        cmd = [*base, "--store_uri", self.store.root_uri, "--input", self.store.uri("raw")]
+        cmd += ["--trigger", trigger, "--run_id", run_id]
         log.info("training run starting", extra={"run_id": run_id, "trigger": trigger})
         (self.state / "logs").mkdir(parents=True, exist_ok=True)
         with open(self.state / "logs" / f"train-{run_id}.log", "ab") as out:

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     )
     train_timeout_s: int = Field(4 * 3600, ge=60, description="Local launcher: a training subprocess is killed after.")
     local_train_command: str = Field(
-        "", description="Local launcher: command replacing `python -m fraud_detection train` (space-separated)."
+        "", description="Local launcher: command replacing `python glue/train_job.py` (space-separated; same options)."
     )
     watch_interval_s: float = Field(2.0, gt=0, description="Watcher: seconds between scans of landing/.")
     watch_settle_s: float = Field(

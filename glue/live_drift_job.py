@@ -1,6 +1,6 @@
 """AWS Glue 5.x entry script for the scheduled live-drift check (also runs anywhere with plain Python).
 
-The check is ``fraud drift --live``'s own (``fraud_detection.commands.drift.run_live_check``): the
+The check is ``fraud drift --live``'s own (``spark_jobs.drift_checks.run_live_check``): the
 prediction log of the last ``--hours`` (the DynamoDB table on AWS) against the champion's test period,
 the score and every feature, a report under ``reports/drift/live-<stamp>/``. Its result is published
 as ``FraudDetection/DriftFound`` with the one dimension ``ModelName`` (``monitoring.publish_live_drift``):
@@ -76,10 +76,10 @@ def _glue_spark(args: dict[str, str]):
 
 def main(argv: list[str]) -> int:
     from fraud_detection import monitoring
-    from fraud_detection.commands import drift
     from fraud_detection.logs import configure_logging
     from fraud_detection.settings import Settings
     from fraud_detection.storage import open_store
+    from spark_jobs import drift_checks as drift
 
     configure_logging("INFO")
     try:

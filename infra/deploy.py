@@ -1,6 +1,6 @@
 """Package every deployable, upload it to the bucket, and create or update the CloudFormation stack.
 
-    python -m fraud_detection deploy --env dev --vpc-id vpc-... --private-subnets subnet-a,subnet-b \\
+    python -m fraud_cli deploy --env dev --vpc-id vpc-... --private-subnets subnet-a,subnet-b \\
         --public-subnets subnet-c,subnet-d --certificate-arn arn:aws:acm:...   [--api-image-tag TAG]
 
 Sequence (the same against a real account and against the local emulator):

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh
-exec .venv/bin/python -m fraud_detection demo "$@"
+exec .venv/bin/python -m fraud_cli demo "$@"

@@ -25,7 +25,7 @@ def spark(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_history_csv(tmp_path_factory) -> Path:
     """~40k generated transactions, Jan..Aug 2019, 150 cards: enough for train / validation / test."""
-    from fraud_detection.generator import generate_csv
+    from tools.generator import generate_csv
 
     out = tmp_path_factory.mktemp("data") / "history.csv"
     generate_csv(out, rows=40_000, cards=150, start=date(2019, 1, 1), end=date(2019, 8, 31), seed=7, fraud_rate=0.01)

@@ -26,7 +26,7 @@ def generated_rows(
     """Generated rows over a few months (dense enough that cards have 30-day history), several % fraud."""
     from datetime import date
 
-    from fraud_detection.generator import generate_rows
+    from tools.generator import generate_rows
 
     end = date(2019 + (months - 1) // 12, (months - 1) % 12 + 1, 28)
     return generate_rows(rows=rows, cards=cards, seed=seed, start=date(2019, 1, 1), end=end, fraud_rate=fraud_rate)

@@ -28,7 +28,7 @@ def _spark_features(spark, rows: list[dict[str, str]]):
 
 
 def test_spark_and_row_engines_agree_on_generated_rows(spark):
-    from fraud_detection.generator import generate_rows
+    from tools.generator import generate_rows
 
     rows = generate_rows(rows=3_000, cards=60, start=date(2019, 1, 1), end=date(2019, 3, 31), seed=3, fraud_rate=0.02)
     assert len(rows) >= 1_000

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fraud_detection import contract, features, generator
-from fraud_detection.cli import main as cli_main
+from fraud_cli.cli import main as cli_main
+from fraud_detection import contract, features
+from tools import generator
 
 # The header of the published files (and of /work/shared/data/sample.csv), leading unnamed index column.
 EXPECTED_HEADER = (
@@ -331,7 +332,7 @@ def test_memory_is_bounded_by_the_chunk_not_the_row_count(monkeypatch):
 
 _RSS_SCRIPT = """
 import resource, sys
-from fraud_detection import generator
+from tools import generator
 generator.generate_csv(sys.argv[2], rows=int(sys.argv[1]), cards=300, seed=1)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

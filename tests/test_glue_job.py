@@ -49,7 +49,7 @@ def test_package_holds_the_code_and_pins_modules_from_the_lock(tmp_path):
     assert not any(m.startswith(("pyspark", "boto3")) for m in modules)  # provided by the Glue runtime
     assert built["train_job.py"].read_text() == (ROOT / "glue" / "train_job.py").read_text()
     assert built["live_drift_job.py"].read_text() == (ROOT / "glue" / "live_drift_job.py").read_text()
-    assert "fraud_detection/commands/drift.py" in names and "spark_jobs/drift.py" in names  # the live job's code
+    assert "spark_jobs/drift_checks.py" in names and "spark_jobs/drift.py" in names  # the live job's code
 
 
 def test_live_drift_job_arguments_become_settings():

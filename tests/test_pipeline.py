@@ -168,10 +168,10 @@ def test_backfilled_history_gives_the_api_the_training_features(first_run, monke
     from collections import defaultdict
     from datetime import timedelta
 
+    from fraud_cli.commands import backfill_history
     from fraud_detection import features
     from fraud_detection.card_history import card_history_from_settings
     from fraud_detection.card_key import card_key, resolve_key
-    from fraud_detection.commands import backfill_history
     from fraud_detection.settings import get_settings
 
     spark, settings, store, _, _ = first_run

@@ -71,11 +71,11 @@ def auth(api_key) -> dict[str, str]:
 
 @pytest.fixture
 def live_server(settings, tmp_path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python -m fraud_detection serve`` (uvicorn on 127.0.0.1, a free port) in a subprocess."""
+    """``python -m fraud_cli serve`` (uvicorn on 127.0.0.1, a free port) in a subprocess."""
     port = free_port()
     log_file = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fraud_detection", "serve"],
+        [sys.executable, "-m", "fraud_cli", "serve"],
         cwd=ROOT,
         env=server_env(settings, port),
         stdout=log_file,

@@ -98,7 +98,7 @@ def test_the_exact_cmd_serves_and_scores_with_two_workers(settings, rows, api_ke
 
 def test_importing_the_service_does_not_import_pyspark():
     code = (
-        "import sys, api.main, fraud_detection.cli as cli; cli.build_parser(); "
+        "import sys, api.main, api.server; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('pyspark', 'great_expectations', 'mlflow')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -110,7 +110,7 @@ def test_the_service_needs_neither_pyspark_nor_pandas(store, rows):
     """The image has no pandas (scikit-learn only uses it when present): block both and build, load, score."""
     code = (
         "import sys; sys.modules['pandas'] = None; sys.modules['pyspark'] = None\n"
-        "import api.main, fraud_detection.cli as cli; cli.build_parser()\n"
+        "import api.main, api.server\n"
         "from fraud_detection.storage import LocalStore\n"
         "from api.model_holder import load_candidate\n"
         "from fraud_detection import artifacts\n"

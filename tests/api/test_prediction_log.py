@@ -104,7 +104,7 @@ def test_sigterm_finishes_in_flight_requests_and_loses_no_prediction(settings, s
     port = free_port()
     with open(tmp_path / "server.log", "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fraud_detection", "serve"],
+            [sys.executable, "-m", "fraud_cli", "serve"],
             cwd=ROOT,
             env=server_env(settings, port),
             stdout=log_file,

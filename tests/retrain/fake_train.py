@@ -1,4 +1,4 @@
-"""Stand-in for ``python -m fraud_detection train`` in the launcher tests (no Spark).
+"""Stand-in for ``glue/train_job.py`` in the launcher tests (no Spark).
 
 Same arguments and run-record contract: writes ``runs/<run_id>.json`` (running, then succeeded), sleeps
 ``FAKE_TRAIN_SECONDS`` and appends ``start end run_id n_inputs`` to ``FAKE_TRAIN_LOG`` so tests can see
@@ -20,10 +20,12 @@ def main() -> int:
     from fraud_detection.storage import store_from_settings
 
     p = argparse.ArgumentParser()
-    p.add_argument("--input", nargs="+", required=True)
+    p.add_argument("--store_uri", required=True)
+    p.add_argument("--input", required=True, help="comma-separated, as glue/train_job.py takes it")
     p.add_argument("--trigger", default="manual")
-    p.add_argument("--run-id", required=True)
+    p.add_argument("--run_id", required=True)
     args = p.parse_args()
+    args.input = [i for i in args.input.split(",") if i]
     store = store_from_settings(get_settings())
     started = time.time()
     inputs = sorted(str(f) for d in args.input for f in Path(d).rglob("*.csv"))

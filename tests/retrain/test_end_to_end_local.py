@@ -29,8 +29,8 @@ import httpx
 import pytest
 
 from fraud_detection.free_port import free_port
-from fraud_detection.generator import generate_csv, generate_csv_monthly
 from fraud_detection.runs import list_runs
+from tools.generator import generate_csv, generate_csv_monthly
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUND_S = 900.0  # file dropped -> new version served (2 cores shared with other jobs: ~2-7 min measured)
@@ -154,7 +154,7 @@ def test_drop_retrain_promote_serve_reject(tmp_path):
 
     def start(*cmd: str) -> subprocess.Popen:
         out = open(logs / f"{cmd[0]}.log", "wb")  # noqa: SIM115 - closed with the process
-        p = subprocess.Popen([sys.executable, "-m", "fraud_detection", *cmd], env=env, cwd=ROOT, stdout=out,
+        p = subprocess.Popen([sys.executable, "-m", "fraud_cli", *cmd], env=env, cwd=ROOT, stdout=out,
                              stderr=subprocess.STDOUT)  # fmt: skip
         procs.append(p)
         return p

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import BAD_FILES, good_csv
 
-from fraud_detection.cli import main as cli_main
-from fraud_detection.commands.watch import process_landing_once, scan
+from fraud_cli.cli import main as cli_main
+from fraud_cli.commands.watch import process_landing_once, scan
 from fraud_detection.launcher import list_requests, wait_for_run
 from retrain_lambda.intake import Deps
 

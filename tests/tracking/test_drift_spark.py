@@ -81,7 +81,7 @@ def test_training_check_skips_without_a_champion(spark, tmp_path):
 def test_live_reference_profile_holds_the_score_and_every_feature(spark, tmp_path):
     """build_live_profile: the champion's test period scored by the champion, every feature summarised;
     live rows from the same distribution do not drift from it, a shift only the logged vector shows does."""
-    from fraud_detection.commands import drift as cmd
+    from spark_jobs import drift_checks as cmd
 
     store = LocalStore(tmp_path)
     cand = make_candidate(store)  # test period 2019-07-01 .. 2019-08-31

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from fraud_detection import artifacts, monitoring
-from fraud_detection.commands import drift as cmd
 from fraud_detection.features import FEATURE_KINDS, FEATURE_NAMES
 from fraud_detection.prediction_log import PredictionRecord, SqliteSink, decode_features, encode_features
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore
+from spark_jobs import drift_checks as cmd
 from tests.tracking.conftest import make_candidate
 from tests.tracking.drift_data import VECTOR_SHIFTED, live_sample, numpy_profile, prediction_records
 

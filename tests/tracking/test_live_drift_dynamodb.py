@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from fraud_detection import artifacts, monitoring
-from fraud_detection.commands import drift as cmd
 from fraud_detection.features import FEATURE_NAMES
 from fraud_detection.prediction_log import create_dynamo_table, encode_features, prediction_log_from_settings
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore
+from spark_jobs import drift_checks as cmd
 from tests.tracking.conftest import make_candidate
 from tests.tracking.drift_data import VECTOR_SHIFTED, live_sample, numpy_profile, prediction_records
 

@@ -27,7 +27,7 @@ def _monitor(capsys) -> tuple[int, str]:
 
 def _monitor_with_log(capsys) -> tuple[int, str, list[dict]]:
     """Run ``fraud monitor``; the CLI logs JSON lines to stderr."""
-    from fraud_detection.cli import main
+    from fraud_cli.cli import main
 
     rc = main(["monitor"])
     cap = capsys.readouterr()

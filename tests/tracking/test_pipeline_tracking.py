@@ -77,7 +77,7 @@ def test_training_with_tracking_down_then_up(spark, small_history_csv, tmp_path,
     assert published["model_version"] == latest and published["drift_found"] == drift["drift_found"]
 
     # --- on demand: a file vs the champion's training data; the live reference profile of the champion ---
-    from fraud_detection.commands import drift as cmd
+    from spark_jobs import drift_checks as cmd
 
     on_demand = cmd.files_drift(spark, base, store, [str(early)])
     assert on_demand["report"].startswith("reports/drift/ondemand-") and store.exists(on_demand["report"])

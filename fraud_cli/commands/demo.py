@@ -102,11 +102,11 @@ def _score_all(base: str, key: str, examples: list[dict[str, str]]) -> str | Non
 
 def run(args: argparse.Namespace) -> int:
     from api.auth import new_api_key
+    from fraud_cli.commands.watch import process_landing_once
     from fraud_detection.artifacts import read_latest
-    from fraud_detection.commands.watch import process_landing_once
-    from fraud_detection.generator import generate_csv_monthly
     from fraud_detection.settings import get_settings
     from fraud_detection.storage import LocalStore, store_from_settings
+    from tools.generator import generate_csv_monthly
 
     settings = get_settings()
     store = store_from_settings(settings)
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  report: {store.uri(f'models/{record.version}/report.html')}")
 
-    from fraud_detection.commands import backfill_history
+    from fraud_cli.commands import backfill_history
 
     backfill_history.run(argparse.Namespace(batch=5_000))  # the API starts with each card's recent history
 
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = os.environ | {"FRAUD_API_KEYS": entry, "FRAUD_API_RELOAD_INTERVAL_S": "2", "FRAUD_STORE_URI": str(store.root)}
-    api = subprocess.Popen([sys.executable, "-m", "fraud_detection", "serve", "--port", str(port)], env=env)
+    api = subprocess.Popen([sys.executable, "-m", "fraud_cli", "serve", "--port", str(port)], env=env)
     try:
         _wait_for(lambda: _http("GET", f"{base}/ready")[0] == 200, 120, "the API to be ready")
         print(f"  ready at {base} (docs: {base}/docs)")

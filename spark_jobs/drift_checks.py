@@ -1,43 +1,25 @@
-"""``drift``: data drift on demand.
+"""The drift checks behind ``fraud drift`` and the scheduled live-drift Glue job.
 
-* ``fraud drift PATH...``: new Kaggle-format CSV file(s) / folder(s) vs the champion's training period
-  (read from the features table), feature by feature. The new files' features are computed from those
-  files alone, so card-history features see only the history inside them.
-* ``fraud drift --live``: the recent prediction log vs the champion's test period: the model **score**
-  and **every feature** (``features.FEATURE_KINDS``, each with the test of its kind). The API logs the
-  served feature vector with each prediction; rows logged without one (older logs) still count for the
-  columns every row keeps: score, amount and the transaction time (-> hour, weekday, is_night). The
-  champion's test-period reference (scores and feature summaries, computed with Spark once) is cached
+* ``run_live_check``: the recent prediction log (score and every feature) vs the champion's test
+  period. The champion's reference (scores and feature summaries, computed with Spark once) is cached
   under ``reports/drift/live-reference/<version>.json``, so later live checks need no Spark.
-  ``run_live_check`` is the whole check; the scheduled AWS job (``glue/live_drift_job.py``) calls it too.
+* ``files_drift``: new Kaggle-format CSV file(s) vs the champion's training period (features table).
 
 Reports (JSON + HTML with per-feature plots) go to ``reports/drift/<ondemand|live>-<UTC timestamp>/``.
-Exit code: 0 no drift, 3 drift found, 1 failure, 2 nothing to compare.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
-
-import numpy as np
+from typing import Any
 
 from fraud_detection.features import FEATURE_KINDS, FEATURE_NAMES
+from fraud_detection.prediction_log_reader import live_arrays, read_prediction_log, rows_with_features
 
-NAME = "drift"
-HELP = (
-    "Drift report: new CSV file(s)/folder vs the champion's training data, or --live: the recent prediction "
-    "log (score and every feature) vs the champion's test period. Exit 3 when drift is found."
-)
-
-# Columns every logged prediction has (the score, the amount, and what the transaction time gives).
-LOG_COLUMNS = ("score", "amt", "hour", "weekday", "is_night")
 LIVE_KINDS: dict[str, str] = {"score": "continuous", **FEATURE_KINDS}
 LIVE_NOTE = (
     "score and every feature; the features come from the vector the API logged with each prediction, "
@@ -46,159 +28,12 @@ LIVE_NOTE = (
 )
 PROFILE_PREFIX = "reports/drift/live-reference"
 PROFILE_FORMAT = 2  # 1: score / amount / time columns only; 2: score and every feature
-MAX_SCAN_PAGES = 10_000  # DynamoDB scan pages (each up to 1 MB) read at most
-EXIT_DRIFT = 3
 
 SparkSessionFactory = Callable[[], AbstractContextManager[Any]]
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="*", metavar="PATH", help="CSV files or folders to compare (not with --live)")
-    p.add_argument("--live", action="store_true", help="compare the recent prediction log instead")
-    p.add_argument("--hours", type=float, default=None, help="--live: window in hours (default FRAUD_LIVE_DRIFT_HOURS)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-
 def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-# =================================================================================================
-# Live: prediction log vs the champion's test period
-# =================================================================================================
-
-
-class LoggedPrediction(NamedTuple):
-    """What live drift reads of one logged prediction."""
-
-    trans_time: str
-    amt: float | None
-    score: float
-    features: list[float] | None = None  # FEATURE_NAMES order; None for rows logged without a vector
-    logged_at: str = ""
-
-
-def read_prediction_log(
-    settings, store, since: datetime, max_rows: int, *, page_size: int | None = None
-) -> list[LoggedPrediction]:
-    """Predictions logged since ``since``, newest first, at most ``max_rows``.
-
-    SQLite: the newest ``max_rows``. DynamoDB: a scan filtered on ``logged_at``, page by page
-    (``page_size`` items per page, default DynamoDB's 1 MB), stopping once ``max_rows`` are read; the
-    scan runs in the hash order of the random prediction ids, so the bound keeps a uniform sample of
-    the window rather than its newest rows.
-    """
-    cutoff = since.isoformat(timespec="milliseconds")
-    if settings.kv_backend == "dynamodb":
-        return _read_dynamodb(settings, cutoff, max_rows, page_size)
-    return _read_sqlite(settings, store, cutoff, max_rows)
-
-
-def _read_sqlite(settings, store, cutoff: str, max_rows: int) -> list[LoggedPrediction]:
-    from fraud_detection.card_history import state_dir
-    from fraud_detection.prediction_log import decode_features, has_features_column
-
-    path = state_dir(settings, store) / "prediction_log.sqlite"
-    if not path.exists():
-        return []
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        vector = "features" if has_features_column(conn) else "NULL"  # a log no API has migrated yet
-        rows = conn.execute(
-            f"SELECT trans_time, amt, score, {vector}, logged_at FROM prediction_log"  # noqa: S608
-            " WHERE logged_at >= ? ORDER BY logged_at DESC LIMIT ?",
-            (cutoff, max_rows),
-        ).fetchall()
-    finally:
-        conn.close()
-    return [LoggedPrediction(t, a, s, decode_features(f), at) for t, a, s, f, at in rows]
-
-
-_SCAN_NAMES = {"#t": "trans_time", "#a": "amt", "#s": "score", "#f": "features", "#l": "logged_at"}
-
-
-def _scan_request(table: str, cutoff: str, page_size: int | None) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": "#l >= :c",
-        "ExpressionAttributeNames": _SCAN_NAMES,
-        "ExpressionAttributeValues": {":c": {"S": cutoff}},
-        "ProjectionExpression": ", ".join(_SCAN_NAMES),
-    }
-    if page_size:
-        request["Limit"] = page_size
-    return request
-
-
-def _from_item(item: dict[str, Any]) -> LoggedPrediction | None:
-    from fraud_detection.prediction_log import decode_features
-
-    if "trans_time" not in item or "score" not in item:
-        return None
-    return LoggedPrediction(
-        trans_time=item["trans_time"]["S"],
-        amt=float(item["amt"]["N"]) if "amt" in item else None,
-        score=float(item["score"]["N"]),
-        features=decode_features(item.get("features", {}).get("S")),
-        logged_at=item.get("logged_at", {}).get("S", ""),
-    )
-
-
-def _read_dynamodb(settings, cutoff: str, max_rows: int, page_size: int | None) -> list[LoggedPrediction]:
-    import boto3
-
-    client = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
-    request = _scan_request(settings.prediction_log_table, cutoff, page_size)
-    out: list[LoggedPrediction] = []
-    for _ in range(MAX_SCAN_PAGES):
-        page = client.scan(**request)
-        out.extend(r for r in map(_from_item, page.get("Items", [])) if r is not None)
-        if len(out) >= max_rows or "LastEvaluatedKey" not in page:
-            break
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    out.sort(key=lambda r: r.logged_at, reverse=True)
-    return out[:max_rows]
-
-
-def live_arrays(rows: Sequence[Sequence[Any]]) -> dict[str, np.ndarray]:
-    """Logged rows ``(trans_time, amt, score[, features])`` -> one array per live column.
-
-    ``LOG_COLUMNS`` come from every row (hour / weekday / night as the features define them); every
-    other feature only from the rows that carry a vector of the current ``FEATURE_NAMES`` length.
-    """
-    from fraud_detection.features import NIGHT_END_HOUR, NIGHT_START_HOUR, parse_timestamp
-
-    hour, weekday, amt, score, vectors = [], [], [], [], []
-    for row in rows:
-        try:
-            t = parse_timestamp(row[0])
-        except (TypeError, ValueError):
-            continue
-        hour.append(t.hour)
-        weekday.append(t.weekday())
-        amt.append(np.nan if row[1] is None else float(row[1]))
-        score.append(float(row[2]))
-        vector = row[3] if len(row) > 3 else None
-        if vector is not None and len(vector) == len(FEATURE_NAMES):
-            vectors.append(vector)
-    h = np.asarray(hour, np.float64)
-    out = {
-        "score": np.asarray(score, np.float64),
-        "amt": np.asarray(amt, np.float64),
-        "hour": h,
-        "weekday": np.asarray(weekday, np.float64),
-        "is_night": ((h >= NIGHT_START_HOUR) | (h < NIGHT_END_HOUR)).astype(np.float64),
-    }
-    matrix = np.asarray(vectors, np.float64).reshape(len(vectors), len(FEATURE_NAMES))
-    for i, name in enumerate(FEATURE_NAMES):
-        out.setdefault(name, matrix[:, i])
-    return out
-
-
-def rows_with_features(data: dict[str, np.ndarray]) -> int:
-    """How many rows of ``live_arrays`` output carried a feature vector."""
-    vector_only = [n for n in FEATURE_NAMES if n not in LOG_COLUMNS]
-    return int(data[vector_only[0]].size) if vector_only else 0
 
 
 def build_live_profile(spark, settings, store, manifest, model) -> dict[str, Any]:
@@ -335,16 +170,13 @@ def run_live_check(
 @contextmanager
 def local_spark_session(settings, store):
     """A local Spark session for one block (needs a local store)."""
-    spark = _local_spark(settings, store)
+    spark = local_spark(settings, store)
     try:
         yield spark
     finally:
         spark.stop()
 
 
-def _run_live(args, settings, store) -> dict[str, Any] | None:
-    hours = args.hours or settings.live_drift_hours
-    return run_live_check(settings, store, hours=hours, spark_session=lambda: local_spark_session(settings, store))
 
 
 # =================================================================================================
@@ -352,7 +184,7 @@ def _run_live(args, settings, store) -> dict[str, Any] | None:
 # =================================================================================================
 
 
-def _local_spark(settings, store):
+def local_spark(settings, store):
     from fraud_detection.storage import LocalStore
     from spark_jobs.session import build_local_session
 
@@ -419,31 +251,3 @@ def files_drift(spark, settings, store, paths: list[str]) -> dict[str, Any] | No
     return D.summary_for_record(result, key, current=meta["current"])
 
 
-def _run_files(args, settings, store) -> dict[str, Any] | None:
-    spark = _local_spark(settings, store)
-    try:
-        return files_drift(spark, settings, store, args.paths)
-    finally:
-        spark.stop()
-
-
-def run(args: argparse.Namespace) -> int:
-    from fraud_detection.settings import get_settings
-    from fraud_detection.storage import store_from_settings
-
-    settings = get_settings()
-    store = store_from_settings(settings)
-    if args.live == bool(args.paths):
-        print("drift: give CSV PATH(s) or --live (one of them)", file=sys.stderr)
-        return 2
-    summary = _run_live(args, settings, store) if args.live else _run_files(args, settings, store)
-    if summary is None:
-        return 2
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-    where = store.uri(summary["report"].rsplit("/", 1)[0] + "/report.html")
-    if summary["drift_found"]:
-        print(f"drift: DRIFT FOUND in {', '.join(summary['features'])} - report {where}")
-        return EXIT_DRIFT
-    print(f"drift: no drift found - report {where}")
-    return 0

@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fraud_detection import generator
+    from tools import generator
 
     if args.end < args.start:
         print(f"{NAME}: error: --end {args.end} is before --start {args.start}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """``retrain``: ask for a training run on everything in ``raw/`` now — the monthly schedule's command.
 
-    0 3 1 * *  cd /path/to/repo && .venv/bin/python -m fraud_detection retrain --trigger schedule
+    0 3 1 * *  cd /path/to/repo && .venv/bin/python -m fraud_cli retrain --trigger schedule
 
 Goes through the same launcher as a file drop: if a run is going, this becomes (or joins) the one
 follow-up run. With ``--wait`` it waits for the outcome and exits like ``train``: 0 promoted, 3 trained

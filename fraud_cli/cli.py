@@ -1,4 +1,4 @@
-"""``python -m fraud_detection <command>``: one CLI, commands discovered from ``fraud_detection.commands``."""
+"""``python -m fraud_cli <command>``: one CLI, commands discovered from ``fraud_cli.commands``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pkgutil
 import sys
 import time
 
-from fraud_detection import commands as _commands_pkg
+from fraud_cli import commands as _commands_pkg
 from fraud_detection.logs import configure_logging
 
-log = logging.getLogger("fraud_detection.cli")
+log = logging.getLogger("fraud_cli")
 
 
 def _command_modules() -> list:

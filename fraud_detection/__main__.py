@@ -1,5 +1,0 @@
-import sys
-
-from fraud_detection.cli import main
-
-sys.exit(main())
