@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fraud_detection import artifacts, monitoring
+from fraud_detection import prediction_log_reader as reader
 from fraud_detection.features import FEATURE_KINDS, FEATURE_NAMES
 from fraud_detection.prediction_log import PredictionRecord, SqliteSink, decode_features, encode_features
 from fraud_detection.settings import Settings
@@ -75,14 +76,14 @@ def test_old_log_is_read_then_migrated_and_old_rows_stay_without_vectors(champio
         )
     conn.close()
     since = datetime.now(UTC) - timedelta(hours=2)
-    before = cmd.read_prediction_log(settings, store, since, 1000)  # no API has migrated the file yet
+    before = reader.read_prediction_log(settings, store, since, 1000)  # no API has migrated the file yet
     assert len(before) == 40 and all(r.features is None for r in before)
 
     sink = SqliteSink(path)  # what an API worker does on start: adds the column, keeps the rows
     sink.write(prediction_records(live_sample(3, 30), prefix="new"))
     SqliteSink(path).close()  # a second worker: the column exists already, nothing to do
     sink.close()
-    rows = cmd.read_prediction_log(settings, store, since, 1000)
+    rows = reader.read_prediction_log(settings, store, since, 1000)
     assert len(rows) == 70
     assert [r.features is not None for r in rows] == [True] * 30 + [False] * 40  # newest first
     assert len(rows[0].features) == len(FEATURE_NAMES)
@@ -94,7 +95,7 @@ def test_live_drift_compares_every_feature_and_names_a_shift_only_the_vector_sho
     sink = SqliteSink(_log_path(store))
     sink.write(prediction_records(live_sample(2, 1500), prefix="calm"))
     sink.close()
-    rows = cmd.read_prediction_log(settings, store, datetime.now(UTC) - timedelta(hours=48), 10_000)
+    rows = reader.read_prediction_log(settings, store, datetime.now(UTC) - timedelta(hours=48), 10_000)
     calm = cmd.live_drift(settings, store, profile, rows, hours=48, plots=False)
     assert not calm["drift_found"], calm
     assert calm["current_rows"] == 1500 and calm["rows_with_features"] == 1500
@@ -119,12 +120,12 @@ def test_rows_without_a_vector_count_for_score_and_time_columns_only(champion):
     assert "score" in summary["features"]
     doc = json.loads(store.read_bytes(summary["report"]))
     n_current = {f["name"]: f["n_current"] for f in doc["features"]}
-    assert {n_current[c] for c in cmd.LOG_COLUMNS} == {1500}
+    assert {n_current[c] for c in reader.LOG_COLUMNS} == {1500}
     assert n_current["distance_km"] == 300 and n_current["category_idx"] == 300
 
     only_old = cmd.live_drift(settings, store, profile, old, hours=24, plots=False)  # a log from before vectors
     doc = json.loads(store.read_bytes(only_old["report"]))
-    assert {f["name"] for f in doc["features"]} == set(cmd.LOG_COLUMNS)
+    assert {f["name"] for f in doc["features"]} == set(reader.LOG_COLUMNS)
     assert only_old["rows_with_features"] == 0
 
 
@@ -132,7 +133,7 @@ def test_cached_profile_of_the_older_format_is_rebuilt(champion, monkeypatch):
     store, settings, profile = champion
     version = profile["model_version"]
     old_format = numpy_profile(live_sample(1, 500), version, {c: FEATURE_KINDS.get(c, "continuous")
-                                                               for c in cmd.LOG_COLUMNS}, fmt=1)  # fmt: skip
+                                                               for c in reader.LOG_COLUMNS}, fmt=1)  # fmt: skip
     del old_format["format"]  # format 1 profiles carried no format field
     store.write_bytes(cmd.profile_key(version), json.dumps(old_format).encode())
     assert cmd.cached_profile(store, version) is None

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fraud_detection import artifacts, monitoring
+from fraud_detection import prediction_log_reader as reader
 from fraud_detection.features import FEATURE_NAMES
 from fraud_detection.prediction_log import create_dynamo_table, encode_features, prediction_log_from_settings
 from fraud_detection.settings import Settings
@@ -78,7 +79,7 @@ def test_scan_reads_the_window_page_by_page_up_to_max_rows(dynamo_log):
     assert len(first["Items"]) == 40 and "LastEvaluatedKey" in first  # a page holds 40 of the 350 items
 
     since = datetime.now(UTC) - timedelta(hours=24)
-    rows = cmd.read_prediction_log(settings, store, since, 10_000, page_size=40)
+    rows = reader.read_prediction_log(settings, store, since, 10_000, page_size=40)
     assert len(rows) == 300  # all of the window: only possible by following LastEvaluatedKey past page one
     stamps = [r.logged_at for r in rows]
     assert stamps == sorted(stamps, reverse=True) and min(stamps) >= since.isoformat(timespec="milliseconds")
@@ -91,10 +92,10 @@ def test_scan_reads_the_window_page_by_page_up_to_max_rows(dynamo_log):
         else:
             assert got.features == pytest.approx(rec.features, rel=1e-6) and len(got.features) == len(FEATURE_NAMES)
 
-    bounded = cmd.read_prediction_log(settings, store, since, 100, page_size=40)
+    bounded = reader.read_prediction_log(settings, store, since, 100, page_size=40)
     assert len(bounded) == 100 and {r.logged_at for r in bounded} <= set(by_stamp)
-    assert len(cmd.read_prediction_log(settings, store, since, 10_000)) == 300  # default pages (1 MB)
-    assert cmd.read_prediction_log(settings, store, datetime.now(UTC) + timedelta(minutes=1), 10_000) == []
+    assert len(reader.read_prediction_log(settings, store, since, 10_000)) == 300  # default pages (1 MB)
+    assert reader.read_prediction_log(settings, store, datetime.now(UTC) + timedelta(minutes=1), 10_000) == []
 
 
 def test_a_logged_item_with_its_vector_stays_under_one_write_unit(dynamo_log):
