@@ -59,7 +59,15 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     spark_driver_memory: str = "6g"
     spark_shuffle_partitions: int = 8
+    spark_log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = Field(
+        "ERROR",
+        description="Local Spark's own log level (log4j2): ERROR keeps Spark's and Hive's WARN noise "
+        "(metastore lookups of missing databases, plan truncation) out of a user's terminal.",
+    )
     catalog_database: str = "fraud"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: readable lines when stdout is a terminal, JSON lines otherwise."
+    )
     catalog_mode: Literal["local", "glue"] = Field(
         "local", description="local: Spark catalog with a Derby metastore in the store; glue: Glue Data Catalog."
     )
