@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fraud_detection import artifacts, features
-from fraud_detection.fast_model import Scorer, check_agreement, compile_model
+from api.fast_model import Scorer, check_agreement, compile_model
 from fraud_detection.storage import Store
 
 log = logging.getLogger("api.model")

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fraud_detection import artifacts
-from fraud_detection.fast_model import PredictProbaScorer, TreeEnsembleScorer, check_agreement, compile_model
+from api.fast_model import PredictProbaScorer, TreeEnsembleScorer, check_agreement, compile_model
 
 
 @pytest.fixture(scope="module")
