@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
 
 
 class TemplateError(ValueError):
@@ -208,6 +208,18 @@ class Resolver:
     def _fn_Select(self, arg: list) -> Any:
         index, items = arg
         return self.resolve(items)[int(self.resolve(index))]
+
+    # --- rules ------------------------------------------------------------------------------
+    def failed_rules(self) -> list[str]:
+        """The template's ``Rules`` whose assertions fail for these parameters (their descriptions)."""
+        failed = []
+        for name, rule in self.template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"]):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not self.resolve(assertion["Assert"]):
+                    failed.append(f"{name}: {assertion.get('AssertDescription', 'assertion failed')}")
+        return failed
 
     # --- outputs ----------------------------------------------------------------------------
     def outputs(self) -> dict[str, str]:
