@@ -14,7 +14,8 @@ from tools.emulator.cfn import Resolver, creation_order, load_template, paramete
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
 REQUIRED = {"VpcId": "vpc-1", "PrivateSubnetIds": "subnet-1", "PublicSubnetIds": "subnet-2",
-            "CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x", "ApiDomainName": "api.example.com"}  # fmt: skip
+            "CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x",
+            "ApiDomainName": "api.example.com"}  # fmt: skip
 
 
 def test_cfn_lint_clean():
