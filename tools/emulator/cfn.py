@@ -3,7 +3,7 @@
 Used by the emulator provisioner (which creates each resource through the service APIs, because
 moto's CloudFormation silently skips several resource types) and by the checks that need the
 template's own expectations. Supports what ``infra/template.yaml`` uses: Ref, Fn::Sub, Fn::GetAtt,
-Fn::If / Equals / Not / And / Or, Fn::Join, Fn::Select, Condition, DependsOn and AWS::NoValue.
+Fn::If / Equals / Not / And / Or, Fn::Contains (Rules), Fn::Join, Fn::Select, Condition, DependsOn and AWS::NoValue.
 """
 
 from __future__ import annotations
@@ -200,6 +200,10 @@ class Resolver:
 
     def _fn_Or(self, arg: list) -> bool:
         return any(self.resolve(v) for v in arg)
+
+    def _fn_Contains(self, arg: list) -> bool:  # Rules only
+        items, value = arg
+        return str(self.resolve(value)) in [str(v) for v in self.resolve(items)]
 
     def _fn_Join(self, arg: list) -> str:
         sep, items = arg
