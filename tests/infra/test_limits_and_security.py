@@ -8,6 +8,7 @@ create, not what the YAML says in one place.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import itertools
 
 import pytest
@@ -35,8 +36,13 @@ FARGATE_MEMORY_MIB = {
 }
 
 
+@functools.cache
+def template() -> dict:
+    return load_template()  # read-only here: the resolver never changes it
+
+
 def resolver(**params: str) -> Resolver:
-    t = load_template()
+    t = template()
     r = Resolver(t, parameter_values(t, {**REQUIRED, **params}), account_id=ACCOUNT, region=REGION,
                  stack_name="fraud-dev")  # fmt: skip
     r.attrs["DataKey"] = {"Arn": KEY_ARN}

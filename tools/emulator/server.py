@@ -1,4 +1,4 @@
-"""The local AWS emulator: moto in server mode on 127.0.0.1, with one documented adjustment.
+"""The local AWS emulator: moto in server mode on 127.0.0.1, with documented adjustments.
 
     python -m tools.emulator.server [--port 5000]
 
