@@ -189,8 +189,12 @@ class Provisioner(Protocol):
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
 TEMPLATE_BODY_LIMIT = 51_200  # bytes, TemplateBody
 TEMPLATE_URL_LIMIT = 1_000_000  # bytes, a template in S3 passed as TemplateURL
-# A stack that failed its first create: CloudFormation allows only deleting it.
-RECREATE_STATES = frozenset({"ROLLBACK_COMPLETE"})
+# Stacks with no resources that CloudFormation will not update: a first create that failed and rolled
+# back (only deleting it is allowed), and one made by a change set never executed.
+RECREATE_STATES = {
+    "ROLLBACK_COMPLETE": "its first create failed and rolled back, so it cannot be updated",
+    "REVIEW_IN_PROGRESS": "it was made by a change set that was never executed",
+}
 # States only a person can resolve; each with what to do.
 STUCK_STATES = {
     "ROLLBACK_FAILED": "the failed first create could not roll back. Delete the stack (aws cloudformation "
@@ -353,8 +357,7 @@ class CloudFormationProvisioner:
             raise DeployError(f"stack {name} is in {status}: {STUCK_STATES[status].format(stack=name)}")
         if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
             raise DeployError(f"stack {name} is in {status}: another operation is running on it; wait for it to end "
-                              f"(aws cloudformation wait stack-{'update' if 'UPDATE' in status else 'create'}-complete"
-                              f" --stack-name {name}) and deploy again")  # fmt: skip
+                              f"(aws cloudformation describe-stacks --stack-name {name}) and deploy again")  # fmt: skip
         return status
 
     def current_outputs(self, stack_name: str) -> dict[str, str] | None:
@@ -362,7 +365,7 @@ class CloudFormationProvisioner:
         if stack is None:
             return None
         status = self._check_usable(stack)
-        if status in RECREATE_STATES or status == "REVIEW_IN_PROGRESS":
+        if status in RECREATE_STATES:
             return None
         return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
@@ -400,8 +403,8 @@ class CloudFormationProvisioner:
         if stack is not None:
             status = self._check_usable(stack)
             if status in RECREATE_STATES:
-                print(f"  stack {stack_name} is in {status}: its first create failed and rolled back, so it cannot "
-                      "be updated; deleting it and creating it again")  # fmt: skip
+                print(f"  stack {stack_name} is in {status}: {RECREATE_STATES[status]}; deleting it and creating it "
+                      "again")  # fmt: skip
                 self.cfn.delete_stack(StackName=stack_name)
                 self._wait("stack_delete_complete", stack_name)
                 stack = None
@@ -411,7 +414,7 @@ class CloudFormationProvisioner:
             "Capabilities": ["CAPABILITY_NAMED_IAM"],
             "Tags": [{"Key": "fraud:env", "Value": self.env}],
         }
-        if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+        if stack is None:
             print(f"  creating stack {stack_name} ...")
             self.cfn.create_stack(Parameters=_cfn_parameters(parameters, set()), OnFailure="ROLLBACK", **common)
             self._wait("stack_create_complete", stack_name)
