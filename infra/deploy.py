@@ -211,6 +211,33 @@ STUCK_STATES = {
     "then deploy again",
 }
 REQUIRED_OUTPUTS = ("BucketName", "ApiRepositoryUri")
+# Template parameters without a default, and the option that sets each.
+PARAMETER_OPTIONS = {
+    "VpcId": "--vpc-id",
+    "PrivateSubnetIds": "--private-subnets",
+    "PublicSubnetIds": "--public-subnets",
+    "CertificateArn": "--certificate-arn",
+    "ApiDomainName": "--api-domain-name",
+}
+
+
+def required_parameters(template_path: Path) -> set[str]:
+    """Names of the template's parameters that have no default (read without resolving any intrinsic)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # intrinsics do not matter here
+    params = yaml.load(template_path.read_text(), Loader=_Loader).get("Parameters", {})  # noqa: S506 - SafeLoader
+    return {name for name, spec in params.items() if "Default" not in spec}
+
+
+def check_required(template_path: Path, given: dict[str, str], previous: set[str]) -> None:
+    missing = sorted(required_parameters(template_path) - set(given) - previous)
+    if missing:
+        named = ", ".join(f"{m} ({PARAMETER_OPTIONS.get(m, '--parameter ' + m + '=...')})" for m in missing)
+        raise DeployError(f"the template needs values for {named}")
 
 
 def _cfn_parameters(values: dict[str, str], existing: set[str]) -> list[dict]:
@@ -408,6 +435,8 @@ class CloudFormationProvisioner:
                 self.cfn.delete_stack(StackName=stack_name)
                 self._wait("stack_delete_complete", stack_name)
                 stack = None
+        previous = {p["ParameterKey"] for p in (stack or {}).get("Parameters", [])}
+        check_required(self.template_path, parameters, previous)
         common = {
             "StackName": stack_name,
             "TemplateURL": self.template_url(stack_name),

@@ -215,3 +215,13 @@ def test_missing_outputs_are_named_not_a_key_error(aws, emulator, tmp_path):
     no_bucket = SMALL_TEMPLATE.replace("  BucketName: {Value: !GetAtt Queue.QueueName}\n", "")
     with pytest.raises(DeployError, match="has no output BucketName"):
         _provisioner(session, emulator, _small(tmp_path, no_bucket)).apply(STACK, {"EnvName": "ci"})
+
+
+def test_a_required_parameter_missing_names_its_option_before_any_call(aws, emulator):
+    """E.g. a stack from before ApiDomainName existed: the update names --api-domain-name instead of failing."""
+    session, recorder = aws
+    params = _template_parameters(session, emulator)
+    del params["ApiDomainName"]
+    with pytest.raises(DeployError, match=r"ApiDomainName \(--api-domain-name\)"):
+        _provisioner(session, emulator).apply(STACK, params)
+    assert recorder.ops() == []
