@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     store_uri: str = Field("./var", description="Root of the bucket: a local folder or s3://bucket[/prefix].")
     aws_endpoint_url: str | None = Field(None, description="Override for AWS endpoints (local emulator).")
     aws_region: str = "us-east-1"
+    data_kms_key_arn: str | None = Field(
+        None,
+        description="KMS key for raw/ and quarantine/ (full card numbers) on S3: writes there use SSE-KMS with it.",
+    )
 
     # --- key-value state: idempotency, prediction log, card history --------------------------
     kv_backend: Literal["sqlite", "dynamodb"] = Field(

@@ -3,7 +3,7 @@
 Every check finds the deployment through the CloudFormation stack's outputs (stack name from
 ``--stack-name`` / ``FRAUD_STACK_NAME``, default ``fraud-<env>``), so it runs unchanged against a real
 account (credentials from the usual AWS chain) and against the local emulator (``--endpoint-url`` /
-``FRAUD_AWS_ENDPOINT_URL``, where ``infra.emulator`` registers the same outputs). Each check prints one
+``FRAUD_AWS_ENDPOINT_URL``, where ``tools.emulator`` registers the same outputs). Each check prints one
 ``PASS`` / ``FAIL`` line; the script exits 1 if any check failed.
 """
 

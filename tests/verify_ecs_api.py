@@ -152,9 +152,10 @@ def run_config_checks(dep, report: Report) -> None:
         expect(repo.get("imageScanningConfiguration", {}).get("scanOnPush"), "scanOnPush is off")
         note["detail"] = image.rsplit("/", 1)[-1]
 
-    with report.check("target group health check on /ready") as note:
+    # liveness: /ready is 503 until a model is published, and the first deploy precedes any training
+    with report.check("target group health check on /health (liveness)") as note:
         tg = elb.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
-        expect_equal(tg.get("HealthCheckPath"), "/ready", "health check path")
+        expect_equal(tg.get("HealthCheckPath"), "/health", "health check path")
         expect_equal(tg.get("TargetType"), "ip", "target type")
         expect_equal(tg.get("Port"), CONTAINER_PORT, "port")
         note["detail"] = f"{tg.get('HealthCheckProtocol')} {tg.get('HealthCheckPath')}"

@@ -95,7 +95,7 @@ CASES = [
      ["readonlyRootFilesystem is not true", "no container health check",
       "no target-tracking policy on ['ECSServiceAverageCPUUtilization']"]),
     (ecs_target_group_checks_root, verify_ecs_api, ["--no-functional"],
-     ["health check path: expected '/ready', got '/'"]),
+     ["health check path: expected '/health', got '/'"]),
     (iam_wildcard_and_api_writes_models, verify_iam_roles, [],
      ["fraud-ci-retrain-lambda: no wildcard actions - inline:retrain: Action s3:*",
       "s3:PutObject on arn:aws:s3:::fraud-ci-123456789012-us-east-1/models/latest.json",
@@ -134,7 +134,7 @@ def test_bootstrap_deploys_no_function(emulator, artifacts, tmp_path, monkeypatc
 
     import boto3
 
-    from infra.emulator import EmulatorProvisioner
+    from tools.emulator.provisioner import EmulatorProvisioner
 
     # this folder's conftest by path: a bare `import conftest` finds tests/conftest.py in a whole-suite run
     spec = importlib.util.spec_from_file_location("infra_conftest", Path(__file__).with_name("conftest.py"))
@@ -152,7 +152,7 @@ def test_bootstrap_deploys_no_function(emulator, artifacts, tmp_path, monkeypatc
     outputs = EmulatorProvisioner(session, emulator, "us-east-1").provision(
         conftest.STACK,
         {"EnvName": conftest.ENV, "VpcId": vpc, "PrivateSubnetIds": subnet, "PublicSubnetIds": subnet,
-         "CertificateArn": cert},
+         "CertificateArn": cert, "ApiDomainName": conftest.API_DOMAIN},
     )  # fmt: skip
     assert "RetrainFunctionName" not in outputs
     s3 = session.client("s3", endpoint_url=emulator)
