@@ -20,7 +20,7 @@ MAY_IMPORT = {
     "api": {"fraud_detection"},
     "retrain_lambda": {"fraud_detection"},
     "glue": {"fraud_detection", "spark_jobs"},
-    "tools": {"fraud_detection"},
+    "tools": {"fraud_detection", "infra"},  # the emulator provisioner implements infra.deploy's Provisioner
 }
 
 
