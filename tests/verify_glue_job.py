@@ -20,8 +20,7 @@ REQUIRED_ARGUMENTS = {
     "--enable-glue-datacatalog": "true",
     "--catalog_mode": "glue",
     "--enable-metrics": "true",
-    "--enable-continuous-cloudwatch-log": "true",
-}
+}  # no --enable-continuous-cloudwatch-log: Glue 5.0 logs in real time always and ignores it
 BOOKMARK_VALUES = {"job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause"}
 ROC_AUC_FLOOR = 0.89
 LIVE_DRIFT_ARGUMENTS = {"--enable-glue-datacatalog": "true", "--catalog_mode": "glue", "--kv_backend": "dynamodb"}
