@@ -20,7 +20,8 @@ REQUIRED_ARGUMENTS = {
     "--enable-glue-datacatalog": "true",
     "--catalog_mode": "glue",
     "--enable-metrics": "true",
-}  # no --enable-continuous-cloudwatch-log: Glue 5.0 logs in real time always and ignores it
+}  # no --enable-continuous-cloudwatch-log: Glue 5.0 always logs in real time and ignores it
+# (https://docs.aws.amazon.com/glue/latest/dg/monitor-continuous-logging-enable.html)
 BOOKMARK_VALUES = {"job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause"}
 ROC_AUC_FLOOR = 0.89
 LIVE_DRIFT_ARGUMENTS = {"--enable-glue-datacatalog": "true", "--catalog_mode": "glue", "--kv_backend": "dynamodb"}
