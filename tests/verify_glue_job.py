@@ -20,8 +20,8 @@ REQUIRED_ARGUMENTS = {
     "--enable-glue-datacatalog": "true",
     "--catalog_mode": "glue",
     "--enable-metrics": "true",
-    "--enable-continuous-cloudwatch-log": "true",
-}
+}  # no --enable-continuous-cloudwatch-log: Glue 5.0 always logs in real time and ignores it
+# (https://docs.aws.amazon.com/glue/latest/dg/monitor-continuous-logging-enable.html)
 BOOKMARK_VALUES = {"job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause"}
 ROC_AUC_FLOOR = 0.89
 LIVE_DRIFT_ARGUMENTS = {"--enable-glue-datacatalog": "true", "--catalog_mode": "glue", "--kv_backend": "dynamodb"}
@@ -69,6 +69,9 @@ def run_checks(dep, report: Report) -> None:
         unpinned = [m for m in modules if not re.search(r"==\S+$", m.strip())]
         expect(not unpinned, f"modules without an exact version: {unpinned}")
         expect(any(m.strip().startswith("scikit-learn==") for m in modules), "scikit-learn is not among them")
+        # the list is the whole locked closure: pip must install exactly it, resolving nothing at job start
+        options = args.get("--python-modules-installer-option", "").split()
+        expect("--no-deps" in options, f"--python-modules-installer-option is {options}, without --no-deps")
         note["detail"] = f"{len(modules)} modules"
     with report.check("store, input and catalog arguments") as note:
         expect_equal(args.get("--store_uri"), f"s3://{bucket}", "--store_uri")

@@ -161,6 +161,8 @@ def test_live_drift_role_may_scan_the_prediction_log_and_little_else():
         ("s3:GetObject", f"{BUCKET_ARN}/features/year=2019/month=8/part-0.parquet", {}),
         ("s3:PutObject", f"{BUCKET_ARN}/reports/drift/live-reference/v1.json", {}),
         ("s3:ListBucket", BUCKET_ARN, {"s3:prefix": "reports/drift/live-reference/v1.json"}),
+        ("s3:ListBucket", BUCKET_ARN, {}),  # unconditioned: HeadObject on a missing key must answer 404
+        ("glue:GetDatabase", f"arn:aws:glue:{REGION}:{ACCOUNT}:database/global_temp", {}),
         ("glue:GetTable", f"arn:aws:glue:{REGION}:{ACCOUNT}:table/fraud/features", {}),
         ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "FraudDetection"}),
     ]
