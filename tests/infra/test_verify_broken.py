@@ -6,6 +6,9 @@ that owns that part.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -119,7 +122,7 @@ CASES = [
 def test_check_fails_on_broken_variant(deploy_stack, capsys, mutate, module, extra, messages):
     deployed = deploy_stack(mutate)
     capsys.readouterr()
-    rc = module.main(deployed.argv(*extra))
+    rc = module.main(deployed.argv_for(module, *extra))
     out = capsys.readouterr().out
     assert rc == 1, out
     for message in messages:
@@ -159,3 +162,67 @@ def test_bootstrap_deploys_no_function(emulator, artifacts, tmp_path, monkeypatc
     assert "LambdaFunctionConfigurations" not in s3.get_bucket_notification_configuration(Bucket=outputs["BucketName"])
     args = ["--env", conftest.ENV, "--endpoint-url", emulator]
     assert verify_lambda_function.main(args) == 1
+
+
+# ----------------------------------------------------------------------------- the Lambda's code
+def _moto_api(url: str, path: str, body: dict) -> None:
+    req = urllib.request.Request(  # noqa: S310 - the local emulator
+        f"{url}/moto-api/{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    urllib.request.urlopen(req, timeout=10).read()  # noqa: S310
+
+
+def _lambda_out(deployed, capsys, *extra: str) -> tuple[int, str]:
+    capsys.readouterr()
+    rc = verify_lambda_function.main(deployed.argv_for(verify_lambda_function, *extra))
+    return rc, capsys.readouterr().out
+
+
+def test_lambda_zip_without_its_dependencies(deploy_stack, artifacts, tmp_path, capsys):
+    """The zip the seed deployed (handler + library, no pydantic): the function could not even import."""
+    from infra import deploy as deploy_mod
+
+    bare = deploy_mod.build_lambda_zip(tmp_path / "bare", with_dependencies=False)
+    deployed = deploy_stack(code=dataclasses.replace(artifacts, lambda_zip=bare))
+    rc, out = _lambda_out(deployed, capsys)
+    assert rc == 1, out
+    assert "pydantic is not in the package (no pydantic-*.dist-info)" in out, out
+    assert "pydantic_settings (imported when the handler loads) is not in the package" in out, out
+    # what it does hold is still the deployed code: those checks pass
+    assert "PASS  lambda: function runs the uploaded" in out, out
+
+
+def test_lambda_runs_other_code_than_uploaded_and_built(deploy_stack, capsys, tmp_path):
+    """A new zip uploaded without updating the function, and a local build that differs from both."""
+    deployed = deploy_stack()
+    s3 = deployed.session.client("s3", endpoint_url=deployed.url)
+    s3.put_object(Bucket=deployed.outputs["BucketName"], Key="code/lambda/retrain.zip", Body=b"PK\x05\x06" + bytes(18))
+    other = tmp_path / "other.zip"
+    other.write_bytes(b"PK\x05\x06" + bytes(17) + b"\x01")
+    deployed.lambda_zip = other
+    rc, out = _lambda_out(deployed, capsys)
+    assert rc == 1, out
+    assert "of the uploaded zip" in out and "the stack was not updated after the upload" in out, out
+    assert "runs another build than this checkout's" in out, out
+
+
+def test_lambda_probe_answer_must_be_the_handlers(emulator, deploy_stack, capsys):
+    """Invoke with the probe: an answer that is not the handler's "ignored" for that key fails.
+
+    moto's simple Lambda backend answers without running code (it echoes the event, or returns a queued
+    answer): the stand-in for a function whose code is not ours or misbehaves.
+    """
+    _moto_api(emulator, "config", {"lambda": {"use_docker": False}})
+    try:
+        deployed = deploy_stack()
+        rc, out = _lambda_out(deployed, capsys, "--runtime-checks", "always")
+        assert rc == 1, out
+        assert "FAIL  lambda: invoke the function with a probe event" in out, out
+        assert "expected one file outcome" in out, out  # the echoed event is no answer
+        started = {"files": [{"key": "landing/x.csv", "status": "accepted"}], "launch": {"status": "started"}}
+        _moto_api(emulator, "static/lambda-simple/response", {"results": [json.dumps(started)]})
+        rc, out = _lambda_out(deployed, capsys, "--runtime-checks", "always")
+        assert rc == 1 and "file outcome key: expected 'verify/lambda-probe/" in out, out
+    finally:
+        _moto_api(emulator, "config", {"lambda": {"use_docker": True}})

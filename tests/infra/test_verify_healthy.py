@@ -29,7 +29,7 @@ def _run(module, argv, capsys):
     ids=["glue", "lambda", "iam"],
 )
 def test_configuration_checks_pass(healthy, module, capsys):
-    rc, out = _run(module, healthy.argv(), capsys)
+    rc, out = _run(module, healthy.argv_for(module), capsys)
     if module is verify_lambda_function and not HANDLER_WRITTEN:
         # until retrain_lambda/ exists the package check must fail, and only it
         fails = [line for line in out.splitlines() if line.startswith("FAIL") and "checks passed" not in line]
