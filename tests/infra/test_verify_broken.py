@@ -226,3 +226,80 @@ def test_lambda_probe_answer_must_be_the_handlers(emulator, deploy_stack, capsys
         assert rc == 1 and "file outcome key: expected 'verify/lambda-probe/" in out, out
     finally:
         _moto_api(emulator, "config", {"lambda": {"use_docker": True}})
+
+
+# ----------------------------------------------------------------------------- the landing/ flow
+# Stand-ins for a deployed function that misbehaves, run where ``--invoke-handler-locally`` runs the real
+# handler; each does its wrong thing through the same (emulated) AWS APIs.
+def _archive(dep, key: str) -> str:
+    s3 = dep.client("s3")
+    raw = "raw/" + key.removeprefix("landing/")
+    s3.copy_object(Bucket=dep.bucket, Key=raw, CopySource={"Bucket": dep.bucket, "Key": key})
+    s3.delete_object(Bucket=dep.bucket, Key=key)
+    return raw
+
+
+def _quarantine(dep, key: str) -> None:
+    s3 = dep.client("s3")
+    dst = "quarantine/" + key.removeprefix("landing/")
+    s3.copy_object(Bucket=dep.bucket, Key=dst, CopySource={"Bucket": dep.bucket, "Key": key})
+    reason = {"error": "header does not match the contract", "source": key}
+    s3.put_object(Bucket=dep.bucket, Key=f"{dst}.reason.json", Body=json.dumps(reason).encode())
+    s3.delete_object(Bucket=dep.bucket, Key=key)
+
+
+def _keys(events) -> list[str]:
+    return [e["Records"][0]["s3"]["object"]["key"] for e in events]
+
+
+def _record(dep, run_id: str, files: list[str], job_run_id: str | None) -> None:
+    rec = {"run_id": run_id, "trigger": "file", "files": files, "launcher": "glue", "status": "started",
+           "requested_at": "2026-01-01T00:00:00Z", "job_run_id": job_run_id}  # fmt: skip
+    dep.client("s3").put_object(Bucket=dep.bucket, Key=f"runs/requests/{run_id}.json", Body=json.dumps(rec).encode())
+
+
+def starts_an_unrecorded_run(dep, events):
+    """Archives the valid file and starts *a* run, but no launch record names the file (the old check passed)."""
+    good, bad = _keys(events)
+    _archive(dep, good)
+    _quarantine(dep, bad)
+    dep.client("glue").start_job_run(JobName=dep.output("GlueJobName"), Arguments={"--trigger": "file"})
+    return []
+
+
+def records_a_run_it_did_not_start(dep, events):
+    """The launch record lists the file, but the Glue run it names was started for another run_id."""
+    good, bad = _keys(events)
+    raw = _archive(dep, good)
+    _quarantine(dep, bad)
+    other = dep.client("glue").start_job_run(JobName=dep.output("GlueJobName"), Arguments={"--run_id": "other"})
+    _record(dep, "r-verify", [raw], other["JobRunId"])
+    return []
+
+
+def lets_the_broken_file_through(dep, events):
+    """Both files archived and listed in the run; nothing quarantined."""
+    raws = [_archive(dep, k) for k in _keys(events)]
+    run = dep.client("glue").start_job_run(JobName=dep.output("GlueJobName"), Arguments={"--run_id": "r-both"})
+    _record(dep, "r-both", raws, run["JobRunId"])
+    return []
+
+
+E2E_CASES = [
+    (starts_an_unrecorded_run, ["FAIL  e2e: valid file started its run", "no runs/requests/<run_id>.json written"]),
+    (records_a_run_it_did_not_start, ["--run_id of Glue run", "expected 'r-verify', got 'other'"]),
+    (lets_the_broken_file_through, ["FAIL  e2e: broken file moved to quarantine/ with its reason - no quarantine/",
+                                    "was copied to raw/"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("handler", "messages"), E2E_CASES, ids=[c[0].__name__ for c in E2E_CASES])
+def test_end_to_end_fails_on_a_misbehaving_function(deploy_stack, capsys, monkeypatch, handler, messages):
+    deployed = deploy_stack()
+    monkeypatch.setattr(verify_end_to_end, "_invoke_locally", handler)
+    capsys.readouterr()
+    rc = verify_end_to_end.main(deployed.argv("--invoke-handler-locally"))
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    for message in messages:
+        assert message in out, f"missing {message!r} in:\n{out}"
