@@ -124,6 +124,8 @@ def deploy_into(
         "--certificate-arn", cert, "--api-image-tag", image_tag,
         "--enable-waf", options.get("waf", "true"), "--no-lambda-deps", "--dist", str(dist),
     ]  # fmt: skip
+    if options.get("alarm_email"):
+        argv += ["--alarm-email", options["alarm_email"]]
     args = parser.parse_args(argv)
     template = None
     if mutate is not None:

@@ -82,6 +82,17 @@ def iam_live_drift_cannot_scan_but_writes_models(t: dict) -> None:
     ]
 
 
+def api_alarms_notify_elsewhere_or_not_at_all(t: dict) -> None:
+    _props(t, "Api5xxRateAlarm")["AlarmActions"] = ["arn:aws:sns:us-east-1:123456789012:someone-else"]
+    _props(t, "ApiP99LatencyAlarm")["ActionsEnabled"] = False
+
+
+def glue_alarms_select_what_nothing_publishes(t: dict) -> None:
+    _props(t, "ModelQualityAlarm")["Dimensions"][0]["Value"] = "fraud-model"  # the jobs publish --model_name
+    _props(t, "TrainingFailedAlarm")["Dimensions"][0]["Value"] = "some-other-rule"
+    _props(t, "DataDriftAlarm")["Namespace"] = "Fraud"
+
+
 def bucket_without_tls_policy_or_versioning(t: dict) -> None:
     del t["Resources"]["DataBucketPolicy"]
     _props(t, "DataBucket")["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] = False
@@ -108,11 +119,19 @@ CASES = [
                                                      "east-1/raw/2019/data.csv (read accepted input)"]),
     (live_drift_on_demand_and_off_the_alarm, verify_glue_job, [],
      ["trigger type: expected 'SCHEDULED', got 'ON_DEMAND'",
-      "dimensions (the metric's, from --model_name): expected [{'Name': 'ModelName', 'Value': 'some-other-model'}]"]),
+      "the training and live-drift jobs publish DriftFound under different names"]),
     (iam_live_drift_cannot_scan_but_writes_models, verify_iam_roles, [],
      ["FAIL  iam: fraud-ci-live-drift-job: can do what its service needs - denied: dynamodb:Scan on "
       "arn:aws:dynamodb:us-east-1:123456789012:table/fraud-ci-prediction-log (read the prediction log window)",
       "s3:PutObject on arn:aws:s3:::fraud-ci-123456789012-us-east-1/models/latest.json (only training publishes"]),
+    (api_alarms_notify_elsewhere_or_not_at_all, verify_ecs_api, ["--no-functional"],
+     ["notifies ['arn:aws:sns:us-east-1:123456789012:someone-else'], not the stack's alarm topic",
+      "alarm fraud-ci-api-p99-latency has its actions disabled"]),
+    (glue_alarms_select_what_nothing_publishes, verify_glue_job, [],
+     ["dimensions (what the training job publishes): expected [{'Name': 'ModelName', 'Value': 'fraud-detection'}], "
+      "got [{'Name': 'ModelName', 'Value': 'fraud-model'}]",
+      "no CloudWatch alarm on AWS/Events TriggeredRules for fraud-ci-train-failed",
+      "no alarm on FraudDetection/DriftFound"]),
     (bucket_without_tls_policy_or_versioning, verify_end_to_end, ["--no-functional"],
      ["FAIL  e2e: bucket policy denies requests without TLS", "not blocked: ['BlockPublicPolicy']"]),
 ]  # fmt: skip
@@ -303,3 +322,75 @@ def test_end_to_end_fails_on_a_misbehaving_function(deploy_stack, capsys, monkey
     assert rc == 1, out
     for message in messages:
         assert message in out, f"missing {message!r} in:\n{out}"
+
+
+# ----------------------------------------------------------------------------- alarms and the code
+def test_alarms_follow_the_metric_names_the_code_publishes(deploy_stack, capsys, monkeypatch):
+    """The alarm checks take metric names from fraud_detection.monitoring: rename one there and they fail."""
+    from fraud_detection import monitoring
+
+    deployed = deploy_stack()
+    monkeypatch.setattr(monitoring, "DRIFT_FOUND", "DriftDetected")
+    capsys.readouterr()
+    rc = verify_glue_job.main(deployed.argv())
+    out = capsys.readouterr().out
+    assert rc == 1 and "no alarm on FraudDetection/DriftDetected" in out, out
+
+
+def test_alarm_email_without_subscription(deploy_stack, capsys):
+    """An alarm e-mail was given, but the topic has no subscription for it: no alarm reaches anyone."""
+
+    def no_subscription(t: dict) -> None:
+        del t["Resources"]["AlarmEmailSubscription"]
+
+    deployed = deploy_stack(no_subscription, alarm_email="oncall@example.com")
+    capsys.readouterr()
+    rc = verify_glue_job.main(deployed.argv("--alarm-email", "oncall@example.com"))
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "FAIL  glue: alarm topic delivers to oncall@example.com - no e-mail subscription of" in out, out
+
+
+# ----------------------------------------------------------------------------- ECS tasks
+@pytest.mark.parametrize(
+    ("running", "targets", "messages"),
+    [
+        ("0", [], ["running 0 of 2 desired", "rolloutState IN_PROGRESS",
+                   "no healthy target in the target group (targets: none registered)"]),
+        ("1", ["10.0.0.10"], ["running 1 of 2 desired", "rolloutState IN_PROGRESS"]),
+    ],
+    ids=["crash-loop", "one-of-two"],
+)  # fmt: skip
+def test_ecs_runtime_checks_fail_when_tasks_do_not_run(deploy_stack, capsys, monkeypatch, running, targets, messages):
+    """The state ECS reports for a crash-looping / half-started service; the old check (desiredCount) passed."""
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", running)  # the in-process emulator reads it per service
+    deployed = deploy_stack()
+    if targets:
+        elb = deployed.session.client("elbv2", endpoint_url=deployed.url)
+        elb.register_targets(
+            TargetGroupArn=deployed.outputs["TargetGroupArn"], Targets=[{"Id": t, "Port": 8000} for t in targets]
+        )
+    capsys.readouterr()
+    rc = verify_ecs_api.main(deployed.argv("--no-functional", "--runtime-checks", "always"))
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    for message in messages:
+        assert message in out, f"missing {message!r} in:\n{out}"
+
+
+def test_ecs_runtime_checks_pass_when_tasks_run(deploy_stack, capsys, monkeypatch):
+    """The control for the case above: all tasks running, the deployment complete, a target healthy."""
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "2")
+    deployed = deploy_stack(alarm_email="oncall@example.com")
+    elb = deployed.session.client("elbv2", endpoint_url=deployed.url)
+    elb.register_targets(TargetGroupArn=deployed.outputs["TargetGroupArn"], Targets=[{"Id": "10.0.0.10", "Port": 8000}])
+    capsys.readouterr()
+    rc = verify_ecs_api.main(
+        deployed.argv("--no-functional", "--runtime-checks", "always", "--alarm-email", "oncall@example.com")
+    )
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "SKIP" not in out, out
+    assert "PASS  api: service keeps its tasks running (runningCount >= 1 and = desiredCount) - 2 of 2" in out
+    assert "PASS  api: target group has a healthy target - 1 of 1 healthy" in out
+    assert "PASS  api: alarm topic delivers to oncall@example.com" in out
