@@ -21,7 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from verify_common import Report, base_parser, expect, expect_equal, open_deployment, s3_event
+from verify_common import CheckFailed, Report, base_parser, expect, expect_equal, open_deployment, s3_event
 
 REQUESTS_PREFIX = "runs/requests/"  # fraud_detection.launcher.REQUESTS: one launch record per run_id
 
@@ -93,6 +93,35 @@ def run_bucket_checks(dep, report: Report) -> None:
             ):
                 ok = True
         expect(ok, "no Deny of s3:* on the bucket's objects when aws:SecureTransport is false")
+    check_plain_http_refused(dep, report)
+
+
+def check_plain_http_refused(dep, report: Report) -> None:
+    """Behaviour, not the policy text: an object this caller can read over TLS is refused over plain HTTP."""
+    name = "an object readable over TLS is refused over plain HTTP"
+    if not dep.runtime_checks:
+        report.skip(name, f"the emulator at {dep.endpoint_url} serves plain HTTP only and applies no TLS condition")
+        return
+    s3, bucket = dep.client("s3"), dep.bucket
+    listed = s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents", [])
+    if not listed:
+        report.skip(name, f"s3://{bucket} is empty: nothing to read (run the deploy first)")
+        return
+    key = listed[0]["Key"]
+    plain_endpoint = (
+        "http://" + dep.endpoint_url.split("://", 1)[1] if dep.endpoint_url else f"http://s3.{dep.region}.amazonaws.com"
+    )
+    plain = dep.session.client("s3", region_name=dep.region, endpoint_url=plain_endpoint, use_ssl=False)
+    with report.check(name) as note:
+        s3.head_object(Bucket=bucket, Key=key)  # readable over TLS: a refusal below is the TLS rule's
+        try:
+            plain.head_object(Bucket=bucket, Key=key)
+        except plain.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            expect(code in ("403", "AccessDenied"), f"plain HTTP answered {code}, not 403")
+            note["detail"] = f"HEAD {key} over http: {code}"
+        else:
+            raise CheckFailed(f"s3://{bucket}/{key} was served over plain HTTP ({plain_endpoint})")
 
 
 def _invoke_locally(dep, events: list[dict]) -> list:
@@ -148,10 +177,16 @@ def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout:
     good_name, bad_name = f"{tag}-valid.csv", f"{tag}-broken.csv"
     started = datetime.now(UTC).replace(microsecond=0)
     events = []
-    with report.check("put a valid and a broken CSV under landing/") as note:
+    with report.check("put a valid and a broken CSV under landing/: stored versioned and encrypted") as note:
         for name, body in ((good_name, valid_csv()), (bad_name, broken_csv())):
             key = f"landing/{name}"
             put = s3.put_object(Bucket=bucket, Key=key, Body=body)
+            # what the bucket does with a write (not its configuration read back): versioned, encrypted
+            expect(
+                put.get("VersionId") not in (None, "", "null"),
+                f"s3://{bucket}/{key} got no version id: versioning is off",
+            )
+            expect(put.get("ServerSideEncryption"), f"s3://{bucket}/{key} was stored unencrypted")
             events.append(
                 s3_event(bucket, key, len(body), put["ETag"].strip('"'), uuid.uuid4().hex[:16].upper(), dep.region)
             )
@@ -162,7 +197,8 @@ def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout:
             handled = _invoke_locally(dep, events)
             note["detail"] = json.dumps(handled, default=str)[:200]
 
-    deadline = time.monotonic() + (5 if invoke_locally else timeout)
+    waited = 5 if invoke_locally else timeout
+    deadline = time.monotonic() + waited
     raw, quarantined, reason, records, run = [], [], [], {}, None
     while True:
         raw = _find(s3, bucket, "raw/", good_name)
@@ -175,7 +211,7 @@ def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout:
         time.sleep(5)
 
     with report.check("valid file copied unchanged to raw/ and removed from landing/") as note:
-        expect(raw, f"no raw/ object named {good_name} after {timeout:.0f}s")
+        expect(raw, f"no raw/ object named {good_name} after {waited:.0f}s")
         expect(s3.get_object(Bucket=bucket, Key=raw[0])["Body"].read() == valid_csv(), f"{raw[0]} differs")
         expect(not _exists(s3, bucket, f"landing/{good_name}"), "the valid file is still under landing/")
         note["detail"] = raw[0]

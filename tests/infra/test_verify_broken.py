@@ -394,3 +394,36 @@ def test_ecs_runtime_checks_pass_when_tasks_run(deploy_stack, capsys, monkeypatc
     assert "PASS  api: service keeps its tasks running (runningCount >= 1 and = desiredCount) - 2 of 2" in out
     assert "PASS  api: target group has a healthy target - 1 of 1 healthy" in out
     assert "PASS  api: alarm topic delivers to oncall@example.com" in out
+
+
+# ----------------------------------------------------------------------------- the bucket's behaviour
+def test_bucket_serving_plain_http_fails(deploy_stack, capsys):
+    """The emulator serves plain HTTP and ignores the TLS condition: exactly a bucket whose rule does not hold."""
+    deployed = deploy_stack()
+    capsys.readouterr()
+    rc = verify_end_to_end.main(deployed.argv("--no-functional", "--runtime-checks", "always"))
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "FAIL  e2e: an object readable over TLS is refused over plain HTTP - " in out, out
+    assert "was served over plain HTTP" in out, out
+
+
+@pytest.mark.parametrize(
+    ("undo", "message"),
+    [("versioning", "got no version id: versioning is off"), ("encryption", "was stored unencrypted")],
+)
+def test_writes_unversioned_or_unencrypted_fail(deploy_stack, capsys, undo, message):
+    """Versioning suspended / default encryption removed after the deploy: the check's own writes show it."""
+    deployed = deploy_stack()
+    s3 = deployed.session.client("s3", endpoint_url=deployed.url)
+    bucket = deployed.outputs["BucketName"]
+    if undo == "versioning":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    else:
+        s3.delete_bucket_encryption(Bucket=bucket)
+    capsys.readouterr()
+    rc = verify_end_to_end.main(deployed.argv("--invoke-handler-locally"))
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "FAIL  e2e: put a valid and a broken CSV under landing/: stored versioned and encrypted - " in out, out
+    assert message in out, out
