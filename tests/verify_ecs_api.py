@@ -35,6 +35,9 @@ from verify_common import (
 )
 
 CONTAINER_PORT = 8000
+# The path the load balancer's health check must probe. Issue 14 (item 3) moves it to the liveness path
+# /health (with /ready, a first deploy without a model rolls back); change it here when the template does.
+TARGET_HEALTH_PATH = "/ready"
 REQUIRED_SECRETS = ("FRAUD_CARD_HASH_KEY", "FRAUD_API_KEYS")
 # One row of the published Kaggle format (tests' data/sample.csv, first row), fields named as the columns.
 EXAMPLE_TRANSACTION = {
@@ -163,9 +166,9 @@ def run_config_checks(dep, report: Report) -> None:
         expect(found, f"{repo_name}:{tag} is not in the repository: build and push it (see the deploy output)")
         note["detail"] = f"{repo_name}:{tag} {found[0].get('imageDigest', '')[:19]}"
 
-    with report.check("target group health check on /ready") as note:
+    with report.check(f"target group health check on {TARGET_HEALTH_PATH}") as note:
         tg = elb.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
-        expect_equal(tg.get("HealthCheckPath"), "/ready", "health check path")
+        expect_equal(tg.get("HealthCheckPath"), TARGET_HEALTH_PATH, "health check path")
         expect_equal(tg.get("TargetType"), "ip", "target type")
         expect_equal(tg.get("Port"), CONTAINER_PORT, "port")
         note["detail"] = f"{tg.get('HealthCheckProtocol')} {tg.get('HealthCheckPath')}"
