@@ -61,10 +61,10 @@ def reset(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory) -> deploy_mod.Artifacts:
-    """The real Glue build; the Lambda zip of the real packages (without vendored wheels: no network)."""
+    """The real Glue build; the Lambda zip as the deploy builds it, vendored dependencies included."""
     dist = tmp_path_factory.mktemp("dist")
     glue = deploy_mod.build_glue(dist / "glue")
-    lambda_zip = deploy_mod.build_lambda_zip(dist / "lambda", with_dependencies=False)
+    lambda_zip = deploy_mod.build_lambda_zip(dist / "lambda", with_dependencies=True)
     modules = glue["additional_python_modules.txt"].read_text().strip()
     return deploy_mod.Artifacts(
         glue["train_job.py"], glue["fraud_detection.zip"], modules, lambda_zip, glue["live_drift_job.py"]
@@ -76,9 +76,16 @@ class Deployed:
     url: str
     outputs: dict
     session: object
+    lambda_zip: Path | None = None
 
     def argv(self, *extra: str) -> list[str]:
         return ["--env", ENV, "--stack-name", STACK, "--region", REGION, "--endpoint-url", self.url, *extra]
+
+    def argv_for(self, module, *extra: str) -> list[str]:
+        """``argv`` plus, for the Lambda check, the zip this deployment uploaded (not a dist/ in the checkout)."""
+        if module.__name__ == "verify_lambda_function" and self.lambda_zip is not None:
+            extra = ("--lambda-zip", str(self.lambda_zip), *extra)
+        return self.argv(*extra)
 
 
 def deploy_into(
@@ -110,6 +117,8 @@ def deploy_into(
         "--certificate-arn", cert, "--api-domain-name", API_DOMAIN, "--api-image-tag", image_tag,
         "--enable-waf", options.get("waf", "true"), "--no-lambda-deps", "--dist", str(dist),
     ]  # fmt: skip
+    if options.get("alarm_email"):
+        argv += ["--alarm-email", options["alarm_email"]]
     args = parser.parse_args(argv)
     template = None
     if mutate is not None:
@@ -131,13 +140,14 @@ def deploy_into(
     }
     repo = outputs["ApiRepositoryUri"].rsplit("/", 1)[1]
     ecr.put_image(repositoryName=repo, imageManifest=json.dumps(manifest), imageTag=image_tag)
-    return Deployed(emulator, outputs, session)
+    return Deployed(emulator, outputs, session, artifacts.lambda_zip)
 
 
 @pytest.fixture
 def deploy_stack(emulator, artifacts, tmp_path) -> Callable[..., Deployed]:
-    def _deploy(mutate: Callable[[dict], None] | None = None, **options) -> Deployed:
-        return deploy_into(emulator, artifacts, tmp_path / "dist", mutate, **options)
+    def _deploy(mutate: Callable[[dict], None] | None = None, *, code=None, **options) -> Deployed:
+        """``code``: other build artifacts than the session's (e.g. a broken Lambda zip)."""
+        return deploy_into(emulator, code or artifacts, tmp_path / "dist", mutate, **options)
 
     return _deploy
 
