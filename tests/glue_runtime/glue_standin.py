@@ -112,6 +112,7 @@ class GluePackage:
 @pytest.fixture(scope="session")
 def glue_package(tmp_path_factory) -> GluePackage:
     from infra.cfn import load_template
+
     from infra.deploy import build_glue
 
     files = build_glue(tmp_path_factory.mktemp("dist") / "glue")
