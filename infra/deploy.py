@@ -5,7 +5,7 @@
 
 Sequence (the same against a real account and against the local emulator):
 1. package: the Glue scripts, code archive and module list (``glue/build_package.py``), the Lambda zip
-   (``retrain_lambda/`` + ``fraud_detection/`` + the pinned pure-runtime dependencies from Pipfile.lock);
+   (``retrain_lambda/`` + the ``fraud_detection`` modules it imports + the pinned pure-runtime dependencies);
 2. bootstrap: if the stack does not exist yet, create it without the Lambda (the bucket must exist before
    the function's code can be uploaded into it);
 3. upload ``code/glue/*`` and ``code/lambda/retrain.zip`` to the bucket (skipped when unchanged);
@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 DEFAULT_DIST = ROOT / "dist"
 LAMBDA_PACKAGES = ("retrain_lambda", "fraud_detection")
+# The Lambda ships retrain_lambda/ and only the fraud_detection modules it imports (infra/import_closure.py):
+# the rest of the library needs numpy / scikit-learn, which the Lambda does not have.
+LAMBDA_ENTRY = ("retrain_lambda",)
 # Imported by the Lambda code and absent from the python3.11 runtime (boto3 is provided there).
 LAMBDA_DEPENDENCIES = (
     "pydantic",
@@ -101,18 +104,30 @@ def _locked_versions(names: tuple[str, ...]) -> list[str]:
     return out
 
 
+def _zip_file_into(zf: zipfile.ZipFile, base: Path, path: Path) -> None:
+    info = zipfile.ZipInfo(path.relative_to(base).as_posix(), _ZIP_DATE)
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, path.read_bytes())
+
+
 def _zip_dir_into(zf: zipfile.ZipFile, base: Path, src: Path) -> None:
     for path in sorted(src.rglob("*")):
         if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".pyc":
             continue
-        info = zipfile.ZipInfo(path.relative_to(base).as_posix(), _ZIP_DATE)
-        info.external_attr = 0o644 << 16
-        info.compress_type = zipfile.ZIP_DEFLATED
-        zf.writestr(info, path.read_bytes())
+        _zip_file_into(zf, base, path)
+
+
+def lambda_code_files() -> list[Path]:
+    """The project files the Lambda zip holds (relative to the repository root)."""
+    from infra.import_closure import closure
+
+    return closure(ROOT, LAMBDA_ENTRY, LAMBDA_PACKAGES)
 
 
 def build_lambda_zip(out_dir: Path, *, with_dependencies: bool = True) -> Path:
-    """``retrain_lambda/`` + ``fraud_detection/`` (+ Linux x86_64 wheels of the pinned dependencies)."""
+    """``retrain_lambda/`` + the ``fraud_detection`` modules it imports (+ Linux x86_64 wheels of the pinned
+    dependencies, for CPython 3.11: the function's runtime)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     missing = [p for p in LAMBDA_PACKAGES if not (ROOT / p).is_dir()]
     if missing:
@@ -127,9 +142,15 @@ def build_lambda_zip(out_dir: Path, *, with_dependencies: bool = True) -> Path:
                  "--only-binary=:all:", *requirements],
                 check=True,
             )  # fmt: skip
-            _zip_dir_into(zf, Path(tmp), Path(tmp))
-        for pkg in LAMBDA_PACKAGES:
-            _zip_dir_into(zf, ROOT, ROOT / pkg)
+            for entry in sorted(Path(tmp).iterdir()):
+                if entry.name == "bin":  # console scripts (dotenv's) name the build machine's python: useless
+                    continue
+                if entry.is_dir():
+                    _zip_dir_into(zf, Path(tmp), entry)
+                else:
+                    _zip_file_into(zf, Path(tmp), entry)
+        for rel in lambda_code_files():
+            _zip_file_into(zf, ROOT, ROOT / rel)
     return target
 
 

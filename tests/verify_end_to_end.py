@@ -6,9 +6,9 @@
 A small valid CSV must be copied to raw/ and start a run of the training job; a broken one must be
 moved to quarantine/ with ``<name>.reason.json``. Against a real account the deployed Lambda does the
 work (S3 event) and this script waits for it; note that the valid file starts a real training run.
-The emulator does not run Lambda code, so ``--invoke-handler-locally`` calls
-``retrain_lambda.handler.handler(event, None)`` in this process with the S3 event the bucket would
-send, configured with the deployed function's own environment.
+The emulator does not run Lambda code, so ``--invoke-handler-locally`` builds the Lambda zip as ``deploy``
+does, unpacks it into a stand-in for the python3.11 runtime (``shipped_lambda.py``) and calls the handler
+there with the S3 event the bucket would send, configured with the deployed function's own environment.
 """
 
 from __future__ import annotations
@@ -120,28 +120,21 @@ def run_bucket_checks(dep, report: Report) -> None:
 
 
 def _invoke_locally(dep, events: list[dict]) -> list:
-    """Run the real handler in-process, configured with the deployed function's environment."""
+    """Run the handler as it ships: the zip ``deploy`` builds, unpacked into the stand-in for the python3.11
+    Lambda runtime (``shipped_lambda.py``), in a subprocess configured with the deployed function's
+    environment. A handler error fails the check, as a failed invocation would."""
+    import shipped_lambda
+    import standin_env
+
     lam = dep.client("lambda")
     fn_env = lam.get_function_configuration(FunctionName=dep.output("RetrainFunctionName"))["Environment"]["Variables"]
-    saved = dict(os.environ)
-    os.environ.update(fn_env)
-    os.environ["FRAUD_AWS_REGION"] = dep.region
-    if dep.endpoint_url:
-        os.environ["FRAUD_AWS_ENDPOINT_URL"] = dep.endpoint_url
-    try:
-        from fraud_detection import settings as settings_module
-
-        settings_module.get_settings.cache_clear()
-        from retrain_lambda.handler import handler
-
-        return [handler(event, None) for event in events]
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        try:
-            settings_module.get_settings.cache_clear()
-        except NameError:
-            pass
+    env = {**fn_env, **shipped_lambda.aws_env(dep.region, dep.endpoint_url, dep.session)}
+    with standin_env.scratch("verify-lambda") as work:
+        invocations = shipped_lambda.invoke(shipped_lambda.build_and_unpack(work), events, env)
+    failed = [r for r in invocations.results if "errorType" in r]
+    if failed:
+        raise RuntimeError(f"the handler failed: {failed}\n{invocations.log[-2000:]}")
+    return [r["result"] for r in invocations.results]
 
 
 def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout: float) -> None:
