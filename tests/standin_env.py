@@ -56,11 +56,12 @@ def runs_as_root() -> bool:
     return os.geteuid() == 0
 
 
-def as_unprivileged() -> list[str]:
-    """The command prefix that runs a deployable as a user owning nothing here (only when we are root)."""
+def as_unprivileged(uid: int = UNPRIVILEGED_UID) -> list[str]:
+    """The command prefix that runs a deployable as ``uid``, a user owning nothing here (only when we are
+    root; otherwise the tests' own user runs it)."""
     if not runs_as_root():
         return []
-    return ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups"]
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
 
 
 def _readable_by_others(path: Path) -> bool:
@@ -144,11 +145,11 @@ def make_writable_again(tree: Path) -> None:
             os.chmod(p, p.stat().st_mode | 0o200)
 
 
-def writable_dir(path: Path) -> Path:
+def writable_dir(path: Path, uid: int = UNPRIVILEGED_UID) -> Path:
     """A directory the unprivileged user may write (the runtime's /tmp)."""
     path.mkdir(parents=True, exist_ok=True)
     if runs_as_root():
-        os.chown(path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+        os.chown(path, uid, uid)
     return path
 
 
