@@ -104,6 +104,23 @@ class Image:
     def app(self) -> Path:
         return self.host(self.workdir)
 
+    def on_host(self, value: str, mounts: dict[str, Path]) -> str:
+        """An image path in an ENV value: under a writable mount, that mount's host directory; else the
+        tree's copy. Other values as they are."""
+        for container_path, host in mounts.items():
+            if value == container_path or value.startswith(container_path.rstrip("/") + "/"):
+                return str(host / value[len(container_path) :].lstrip("/"))
+        return str(self.host(value)) if value.startswith("/") else value
+
+    def environment(self, mounts: dict[str, Path]) -> dict[str, str]:
+        """The container's environment: the image's ENV (paths mapped), its PATH (the stand-in venv first), its
+        user's HOME, /tmp as the temporary directory; nothing of this process's environment."""
+        env = {k: self.on_host(v, mounts) for k, v in self.env.items()}
+        env.update({"PATH": f"{self.python.parent}:/usr/bin:/bin", "HOME": str(self.app), **self.python_env})
+        if "/tmp" in mounts:
+            env["TMPDIR"] = str(mounts["/tmp"])
+        return env
+
 
 @dataclass
 class _State:

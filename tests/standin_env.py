@@ -117,7 +117,7 @@ def venv(name: str, key: str, install: Callable[[Path, dict[str, str]], None]) -
     """A clean virtualenv ``<cache>/<name>-<key>`` made with ``python -m venv`` from ``base_python()``;
     ``install(venv_python, env)`` fills it once. Returns the venv's interpreter and the environment it needs."""
     python, env = base_python()
-    dest = CACHE / f"{name}-{key}"
+    dest = CACHE / f"{name}-{key_of(key, sys.version, str(python))}"  # a new interpreter: a new venv
     with _locked(dest.name):
         if not (dest / ".complete").exists():
             shutil.rmtree(dest, ignore_errors=True)

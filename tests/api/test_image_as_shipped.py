@@ -60,29 +60,14 @@ def task(image):
         yield uid, mounts
 
 
-def image_path_on_host(value: str, image, mounts: dict[str, Path]) -> str:
-    """An image path in an ENV value: a writable mount's host directory, else the tree's copy."""
-    for container_path, host in mounts.items():
-        if value == container_path or value.startswith(container_path.rstrip("/") + "/"):
-            return str(host / value[len(container_path) :].lstrip("/"))
-    return str(image.host(value)) if value.startswith("/") else value
-
-
 def task_env(image, mounts: dict[str, Path], api_key_entry: str, **overrides: str) -> dict[str, str]:
-    """The image's ENV (paths mapped), the task definition's secrets, the overrides; nothing of this process."""
-    env = {k: image_path_on_host(v, image, mounts) for k, v in image.env.items()}
-    env.update(
-        {
-            "PATH": f"{image.python.parent}:/usr/bin:/bin",
-            "HOME": str(image.app),  # useradd --home-dir /app
-            "TMPDIR": str(mounts["/tmp"]),  # the container's /tmp is the task's writable volume
-            **image.python_env,
-            "FRAUD_API_KEYS": api_key_entry,  # Secrets in the task definition
-            "FRAUD_CARD_HASH_KEY": HASH_KEY,
-            **overrides,
-        }
-    )
-    return env
+    """The container's environment (the image's ENV, mapped), the task definition's secrets, the overrides."""
+    return {
+        **image.environment(mounts),
+        "FRAUD_API_KEYS": api_key_entry,  # Secrets in the task definition
+        "FRAUD_CARD_HASH_KEY": HASH_KEY,
+        **overrides,
+    }
 
 
 def run_as(uid: int, argv: list[str], env: dict[str, str], cwd: Path, **kw) -> subprocess.CompletedProcess:
