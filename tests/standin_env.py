@@ -125,6 +125,9 @@ def venv(name: str, key: str, install: Callable[[Path, dict[str, str]], None]) -
             subprocess.run([str(python), "-m", "venv", str(dest)], check=True, env=run_env)
             install(dest / "bin" / "python", {**run_env, "PATH": f"{dest / 'bin'}:/usr/bin:/bin"})
             (dest / ".complete").touch()
+            for stale in CACHE.glob(f"{name}-*"):  # built from an older lock or interpreter: ~0.6 GB each
+                if stale.is_dir() and stale != dest:
+                    shutil.rmtree(stale, ignore_errors=True)
     return dest / "bin" / "python", env
 
 
