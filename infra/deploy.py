@@ -94,14 +94,16 @@ def build_glue(out_dir: Path) -> dict[str, Path]:
     return by_name
 
 
-def _locked_versions(names: tuple[str, ...]) -> list[str]:
-    lock = json.loads((ROOT / "Pipfile.lock").read_text())
-    pinned = {**lock.get("default", {})}
-    out = []
-    for name in names:
-        if name in pinned:
-            out.append(f"{name}{pinned[name]['version']}")
-    return out
+def _locked_requirements(names: tuple[str, ...]) -> list[str]:
+    """``name==version --hash=...`` lines from Pipfile.lock's [packages]: pip checks what it downloads."""
+    pinned = json.loads((ROOT / "Pipfile.lock").read_text()).get("default", {})
+    missing = [name for name in names if name not in pinned]
+    if missing:
+        raise DeployError(f"the Lambda's dependencies {missing} are not in Pipfile.lock's [packages]")
+    return [
+        " ".join([f"{name}{pinned[name]['version']}", *(f"--hash={h}" for h in pinned[name].get("hashes", []))])
+        for name in names
+    ]
 
 
 def _zip_file_into(zf: zipfile.ZipFile, base: Path, path: Path) -> None:
@@ -133,13 +135,15 @@ def build_lambda_zip(out_dir: Path, *, with_dependencies: bool = True) -> Path:
     if missing:
         raise DeployError(f"cannot package the Lambda: {missing} not found under {ROOT}")
     target = out_dir / "retrain.zip"
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(target, "w") as zf:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as req_dir, \
+            zipfile.ZipFile(target, "w") as zf:  # fmt: skip
         if with_dependencies:
-            requirements = _locked_versions(LAMBDA_DEPENDENCIES)
+            requirements = Path(req_dir) / "requirements.txt"
+            requirements.write_text("\n".join(_locked_requirements(LAMBDA_DEPENDENCIES)) + "\n")
             subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", tmp,
+                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes", "--target", tmp,
                  "--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
-                 "--only-binary=:all:", *requirements],
+                 "--only-binary=:all:", "-r", str(requirements)],
                 check=True,
             )  # fmt: skip
             for entry in sorted(Path(tmp).iterdir()):
