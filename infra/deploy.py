@@ -5,7 +5,7 @@
 
 Sequence (the same against a real account and against the local emulator):
 1. package: the Glue scripts, code archive and module list (``glue/build_package.py``), the Lambda zip
-   (``retrain_lambda/`` + ``fraud_detection/`` + the pinned pure-runtime dependencies from Pipfile.lock);
+   (``retrain_lambda/`` + the ``fraud_detection`` modules it imports + the pinned pure-runtime dependencies);
 2. bootstrap: if the stack does not exist yet, create it without the Lambda (the bucket must exist before
    the function's code can be uploaded into it);
 3. upload ``code/glue/*`` and ``code/lambda/retrain.zip`` to the bucket (skipped when unchanged);
@@ -36,6 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 DEFAULT_DIST = ROOT / "dist"
 LAMBDA_PACKAGES = ("retrain_lambda", "fraud_detection")
+# The Lambda ships retrain_lambda/ and only the fraud_detection modules it imports (infra/import_closure.py):
+# the rest of the library needs numpy / scikit-learn, which the Lambda does not have.
+LAMBDA_ENTRY = ("retrain_lambda",)
 # Imported by the Lambda code and absent from the python3.11 runtime (boto3 is provided there).
 LAMBDA_DEPENDENCIES = (
     "pydantic",
@@ -94,45 +97,67 @@ def build_glue(out_dir: Path) -> dict[str, Path]:
     return by_name
 
 
-def _locked_versions(names: tuple[str, ...]) -> list[str]:
-    lock = json.loads((ROOT / "Pipfile.lock").read_text())
-    pinned = {**lock.get("default", {})}
-    out = []
-    for name in names:
-        if name in pinned:
-            out.append(f"{name}{pinned[name]['version']}")
-    return out
+def _locked_requirements(names: tuple[str, ...]) -> list[str]:
+    """``name==version --hash=...`` lines from Pipfile.lock's [packages]: pip checks what it downloads."""
+    pinned = json.loads((ROOT / "Pipfile.lock").read_text()).get("default", {})
+    missing = [name for name in names if name not in pinned]
+    if missing:
+        raise DeployError(f"the Lambda's dependencies {missing} are not in Pipfile.lock's [packages]")
+    return [
+        " ".join([f"{name}{pinned[name]['version']}", *(f"--hash={h}" for h in pinned[name].get("hashes", []))])
+        for name in names
+    ]
+
+
+def _zip_file_into(zf: zipfile.ZipFile, base: Path, path: Path) -> None:
+    info = zipfile.ZipInfo(path.relative_to(base).as_posix(), _ZIP_DATE)
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, path.read_bytes())
 
 
 def _zip_dir_into(zf: zipfile.ZipFile, base: Path, src: Path) -> None:
     for path in sorted(src.rglob("*")):
         if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".pyc":
             continue
-        info = zipfile.ZipInfo(path.relative_to(base).as_posix(), _ZIP_DATE)
-        info.external_attr = 0o644 << 16
-        info.compress_type = zipfile.ZIP_DEFLATED
-        zf.writestr(info, path.read_bytes())
+        _zip_file_into(zf, base, path)
+
+
+def lambda_code_files() -> list[Path]:
+    """The project files the Lambda zip holds (relative to the repository root)."""
+    from infra.import_closure import closure
+
+    return closure(ROOT, LAMBDA_ENTRY, LAMBDA_PACKAGES)
 
 
 def build_lambda_zip(out_dir: Path, *, with_dependencies: bool = True) -> Path:
-    """``retrain_lambda/`` + ``fraud_detection/`` (+ Linux x86_64 wheels of the pinned dependencies)."""
+    """``retrain_lambda/`` + the ``fraud_detection`` modules it imports (+ Linux x86_64 wheels of the pinned
+    dependencies, for CPython 3.11: the function's runtime)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     missing = [p for p in LAMBDA_PACKAGES if not (ROOT / p).is_dir()]
     if missing:
         raise DeployError(f"cannot package the Lambda: {missing} not found under {ROOT}")
     target = out_dir / "retrain.zip"
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(target, "w") as zf:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as req_dir, \
+            zipfile.ZipFile(target, "w") as zf:  # fmt: skip
         if with_dependencies:
-            requirements = _locked_versions(LAMBDA_DEPENDENCIES)
+            requirements = Path(req_dir) / "requirements.txt"
+            requirements.write_text("\n".join(_locked_requirements(LAMBDA_DEPENDENCIES)) + "\n")
             subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", tmp,
+                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes", "--target", tmp,
                  "--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
-                 "--only-binary=:all:", *requirements],
+                 "--only-binary=:all:", "-r", str(requirements)],
                 check=True,
             )  # fmt: skip
-            _zip_dir_into(zf, Path(tmp), Path(tmp))
-        for pkg in LAMBDA_PACKAGES:
-            _zip_dir_into(zf, ROOT, ROOT / pkg)
+            for entry in sorted(Path(tmp).iterdir()):
+                if entry.name == "bin":  # console scripts (dotenv's) name the build machine's python: useless
+                    continue
+                if entry.is_dir():
+                    _zip_dir_into(zf, Path(tmp), entry)
+                else:
+                    _zip_file_into(zf, Path(tmp), entry)
+        for rel in lambda_code_files():
+            _zip_file_into(zf, ROOT, ROOT / rel)
     return target
 
 

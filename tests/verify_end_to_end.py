@@ -8,14 +8,15 @@ A small valid CSV must be copied to raw/ and start *its* run of the training job
 with ``--run_id <run_id>``. A broken one must be moved to quarantine/ with ``<name>.reason.json`` and be
 in no launch record. Against a real account the deployed Lambda does the work (S3 event) and this
 script waits for it; note that the valid file starts a real training run. The emulator does not run
-Lambda code, so ``--invoke-handler-locally`` runs the handler here (``_invoke_locally``) with the S3
-events the bucket would send, configured with the deployed function's own environment.
+Lambda code, so ``--invoke-handler-locally`` builds the Lambda zip as ``deploy`` does, unpacks it into a
+stand-in for the python3.11 runtime (``shipped_lambda.py``) and calls the handler there
+(``_invoke_locally``) with the S3 events the bucket would send, configured with the deployed function's
+own environment.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import uuid
@@ -125,28 +126,21 @@ def check_plain_http_refused(dep, report: Report) -> None:
 
 
 def _invoke_locally(dep, events: list[dict]) -> list:
-    """Run the real handler in-process, configured with the deployed function's environment."""
+    """Run the handler as it ships: the zip ``deploy`` builds, unpacked into the stand-in for the python3.11
+    Lambda runtime (``shipped_lambda.py``), in a subprocess configured with the deployed function's
+    environment. A handler error fails the check, as a failed invocation would."""
+    import shipped_lambda
+    import standin_env
+
     lam = dep.client("lambda")
     fn_env = lam.get_function_configuration(FunctionName=dep.output("RetrainFunctionName"))["Environment"]["Variables"]
-    saved = dict(os.environ)
-    os.environ.update(fn_env)
-    os.environ["FRAUD_AWS_REGION"] = dep.region
-    if dep.endpoint_url:
-        os.environ["FRAUD_AWS_ENDPOINT_URL"] = dep.endpoint_url
-    try:
-        from fraud_detection import settings as settings_module
-
-        settings_module.get_settings.cache_clear()
-        from retrain_lambda.handler import handler
-
-        return [handler(event, None) for event in events]
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        try:
-            settings_module.get_settings.cache_clear()
-        except NameError:
-            pass
+    env = {**fn_env, **shipped_lambda.aws_env(dep.region, dep.endpoint_url, dep.session)}
+    with standin_env.scratch("verify-lambda") as work:
+        invocations = shipped_lambda.invoke(shipped_lambda.build_and_unpack(work), events, env)
+    failed = [r for r in invocations.results if "errorType" in r]
+    if failed:
+        raise RuntimeError(f"the handler failed: {failed}\n{invocations.log[-2000:]}")
+    return [r["result"] for r in invocations.results]
 
 
 def _launch_records(s3, bucket: str, since: datetime) -> dict[str, dict]:
@@ -193,11 +187,11 @@ def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout:
         note["detail"] = f"landing/{tag}-*.csv"
     handled: list = []
     if invoke_locally:
-        with report.check("handler invoked in-process with the S3 events") as note:
+        with report.check("handler from the shipped zip, in a python3.11 runtime stand-in, handles the S3 events") as note:
             handled = _invoke_locally(dep, events)
             note["detail"] = json.dumps(handled, default=str)[:200]
 
-    waited = 0 if invoke_locally else timeout  # in-process the handler has finished: nothing to wait for
+    waited = 0 if invoke_locally else timeout  # the local handler has finished: nothing to wait for
     deadline = time.monotonic() + waited
     raw, quarantined, reason, records, run = [], [], [], {}, None
     while True:
@@ -245,7 +239,7 @@ def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout:
 
 def main(argv: list[str] | None = None, session=None) -> int:
     p = base_parser(__doc__)
-    p.add_argument("--invoke-handler-locally", action="store_true", help="emulator: run the handler in-process")
+    p.add_argument("--invoke-handler-locally", action="store_true", help="emulator: run the shipped Lambda zip here, in a python3.11 runtime stand-in")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the deployed Lambda")
     p.add_argument("--no-functional", action="store_true", help="bucket checks only (starts no training)")
     args = p.parse_args(argv)
