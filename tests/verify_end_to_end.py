@@ -187,7 +187,7 @@ def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout:
         note["detail"] = f"landing/{tag}-*.csv"
     handled: list = []
     if invoke_locally:
-        with report.check("handler from the shipped zip, in a python3.11 runtime stand-in, handles the S3 events") as note:
+        with report.check("shipped handler (python3.11 stand-in) handles the S3 events") as note:
             handled = _invoke_locally(dep, events)
             note["detail"] = json.dumps(handled, default=str)[:200]
 
@@ -239,7 +239,7 @@ def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout:
 
 def main(argv: list[str] | None = None, session=None) -> int:
     p = base_parser(__doc__)
-    p.add_argument("--invoke-handler-locally", action="store_true", help="emulator: run the shipped Lambda zip here, in a python3.11 runtime stand-in")
+    p.add_argument("--invoke-handler-locally", action="store_true", help="emulator: run the shipped zip here")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the deployed Lambda")
     p.add_argument("--no-functional", action="store_true", help="bucket checks only (starts no training)")
     args = p.parse_args(argv)
