@@ -42,7 +42,7 @@ class Recorded:
     service: str
     operation: str
     params: dict
-    caller: str
+    stack: tuple[str, ...]  # project frames (path:function), innermost first
     outcome: str = "ok"
     stubbed: bool = False  # answered by botocore's Stubber: no request left the process
 
@@ -51,8 +51,13 @@ class Recorded:
         return self.component is None
 
     @property
+    def caller(self) -> str:
+        return self.stack[0] if self.stack else "(no project frame)"
+
+    @property
     def call(self) -> Call:
-        return Call(self.component or "?", self.service, self.operation, self.params, self.outcome, self.caller)
+        return Call(self.component or "?", self.service, self.operation, self.params, self.outcome, self.caller,
+                    self.stack)  # fmt: skip
 
 
 class Recorder:
@@ -67,10 +72,10 @@ class Recorder:
 
     # --- botocore hooks ------------------------------------------------------------------------
     def _before(self, params: dict, model, context: dict, **_: Any) -> None:
-        caller = _project_caller()
-        if caller is None or caller in data()["setup_helpers"]:
+        stack = _project_stack()
+        if stack is None or (stack and stack[0] in data()["setup_helpers"]):
             return
-        rec = Recorded(self.component, model.service_model.service_name, model.name, dict(params), caller)
+        rec = Recorded(self.component, model.service_model.service_name, model.name, dict(params), stack)
         context["aws_calls_record"] = rec
         with self._lock:
             self.calls.append(rec)
@@ -110,20 +115,21 @@ class Recorder:
 RECORDER = Recorder()
 
 
-def _project_caller() -> str | None:
-    """``path:function`` of the innermost frame in the project's own code; None for tests and tooling.
-
-    A call with no project frame at all (s3transfer's worker threads) counts as the component's."""
+def _project_stack() -> tuple[str, ...] | None:
+    """The project's frames (``path:function``) that led to the call, innermost first; None when the
+    innermost one is test code or tooling. Empty for a call with no project frame at all (s3transfer's
+    worker threads): that counts as the component's."""
+    frames: list[str] = []
     frame = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
         rel = filename[len(_ROOT_PREFIX) :] if filename.startswith(_ROOT_PREFIX) else None
         if rel is not None and not rel.startswith(_LIBRARIES):
             if rel.startswith(_NOT_PROJECT):
-                return None
-            return f"{rel}:{frame.f_code.co_name}"
+                return None if not frames else tuple(frames)
+            frames.append(f"{rel}:{frame.f_code.co_name}")
         frame = frame.f_back
-    return "(no project frame)"
+    return tuple(frames)
 
 
 @contextmanager
@@ -160,14 +166,15 @@ def bind(call: Call, st: TemplateStack) -> Call:
         src = p.get("CopySource")
         if isinstance(src, dict):
             p["CopySource"] = {**src, "Bucket": st.bucket}
-        return Call(call.component, call.service, call.operation, p, call.outcome, call.caller)
+        return Call(call.component, call.service, call.operation, p, call.outcome, call.caller, call.stack)
     rules = data()["bindings"].get(call.service)
     if rules is None:
         return call
-    module = call.caller.split(":", 1)[0]
-    if module not in rules:
-        raise KeyError(f"{call.label()} from {call.caller}: no binding in aws_calls.yaml for this caller")
-    name = st.ref(rules[module])
+    modules = [frame.split(":", 1)[0] for frame in (call.stack or (call.caller,))]
+    logical = next((rules[m] for m in modules if m in rules), None)
+    if logical is None:
+        raise KeyError(f"{call.label()} from {call.caller}: no module on its stack has a binding in aws_calls.yaml")
+    name = st.ref(logical)
     if call.service == "dynamodb":
         if "RequestItems" in p:
             p["RequestItems"] = {name: [r for reqs in p["RequestItems"].values() for r in reqs]}
@@ -177,7 +184,7 @@ def bind(call: Call, st: TemplateStack) -> Call:
         p["JobName"] = name
     elif call.service == "secretsmanager":
         p["SecretId"] = name
-    return Call(call.component, call.service, call.operation, p, call.outcome, call.caller)
+    return Call(call.component, call.service, call.operation, p, call.outcome, call.caller, call.stack)
 
 
 def check_calls(calls: Iterable[Call], st: TemplateStack | None = None, *, bound: bool = False) -> list[Verdict]:

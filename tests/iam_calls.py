@@ -41,9 +41,10 @@ class Call:
     params: dict = field(default_factory=dict, hash=False, compare=False)  # names bound to the template's
     outcome: str = "ok"  # "ok" or the error code the emulator answered (404 ...)
     caller: str = ""  # file:function that made it, or the source of a listed call
+    stack: tuple[str, ...] = field(default=(), compare=False)  # project frames, innermost first
 
     def label(self) -> str:
-        shown = {k: v for k, v in self.params.items() if k in _SHOWN_PARAMS}
+        shown = {k: (sorted(v) if k == "RequestItems" else v) for k, v in self.params.items() if k in _SHOWN_PARAMS}
         return f"{self.service}.{self.operation}({', '.join(f'{k}={v}' for k, v in shown.items())})"
 
 
