@@ -274,15 +274,14 @@ def item_component(item) -> str | None:
 def failures(records: list[Recorded]) -> list[str]:
     records = [r for r in records if not r.stubbed]
     messages = []
-    for rec in records:
-        if rec.unassigned:
-            messages.append(f"{rec.call.label()} from {rec.call.caller}: the test names no component; "
-                            "mark it @pytest.mark.aws_component(<name>) (tests/aws_calls.yaml components)")  # fmt: skip
+    for label in dict.fromkeys(f"{r.call.label()} from {r.caller}" for r in records if r.unassigned):
+        messages.append(f"{label}: the test names no component; "
+                        "mark it @pytest.mark.aws_component(<name>) (tests/aws_calls.yaml components)")  # fmt: skip
     assigned = [r.call for r in records if not r.unassigned]
     for verdict in check_calls(assigned):
         if not verdict.allowed:
             messages.append(verdict.message())
-    return messages
+    return list(dict.fromkeys(messages))  # one line per distinct denial
 
 
 def pairs(records: Iterable[Recorded]) -> set[tuple[str, str]]:

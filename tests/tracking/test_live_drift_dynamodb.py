@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aws_calls
 import pytest
 
 from fraud_detection import artifacts, monitoring
@@ -25,6 +26,7 @@ from tests.tracking.drift_data import VECTOR_SHIFTED, live_sample, numpy_profile
 
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.aws_component("live_drift_job")  # its AWS calls are checked against that job's role
 
 
 @dataclass
@@ -35,9 +37,10 @@ class DynamoLog:
 
     def write(self, records: list) -> None:
         """What the API does: queue + background writer + DynamoSink (batch_write_item over HTTP)."""
-        plog = prediction_log_from_settings(self.settings, self.store)
-        plog.append_many(records)
-        plog.close()
+        with aws_calls.component("api"):  # these writes are the API's: checked against the API's role
+            plog = prediction_log_from_settings(self.settings, self.store)
+            plog.append_many(records)
+            plog.close()
         assert plog.written == len(records)
 
 
