@@ -17,6 +17,9 @@ subprocesses (the live API server, the Lambda zip in its own virtualenv) are not
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import os
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iam_calls import Call, Verdict, data, evaluate
+from iam_calls import MISSING_KEY_CODES, Call, Verdict, data, evaluate
 from template_stack import TemplateStack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,8 +173,7 @@ def bind(call: Call, st: TemplateStack) -> Call:
     rules = data()["bindings"].get(call.service)
     if rules is None:
         return call
-    modules = [frame.split(":", 1)[0] for frame in (call.stack or (call.caller,))]
-    logical = next((rules[m] for m in modules if m in rules), None)
+    logical = _logical(call)
     if logical is None:
         raise KeyError(f"{call.label()} from {call.caller}: no module on its stack has a binding in aws_calls.yaml")
     name = st.ref(logical)
@@ -185,6 +187,99 @@ def bind(call: Call, st: TemplateStack) -> Call:
     elif call.service == "secretsmanager":
         p["SecretId"] = name
     return Call(call.component, call.service, call.operation, p, call.outcome, call.caller, call.stack)
+
+
+def _logical(call: Call) -> str | None:
+    rules = data()["bindings"].get(call.service, {})
+    modules = [frame.split(":", 1)[0] for frame in (call.stack or (call.caller,))]
+    return next((rules[m] for m in modules if m in rules), None)
+
+
+def inventory_key(call: Call) -> tuple[str, str, str]:
+    """(component, service.Operation, resource) of a recorded call, as ``aws_calls.yaml`` ``inventory``
+    names it: the S3 key (the prefix of a listing), the template resource a table / job / secret stands
+    for, the CloudWatch namespace."""
+    p, what = call.params, f"{call.service}.{call.operation}"
+    if call.service == "s3":
+        if call.operation == "CopyObject":
+            src = p["CopySource"]
+            src_key = src["Key"] if isinstance(src, dict) else src.split("/", 2)[-1]
+            resource = f"{src_key} -> {p['Key']}"
+        else:
+            resource = p.get("Key", p.get("Prefix", ""))
+    elif call.service in data()["bindings"]:
+        resource = _logical(call) or "?"
+    elif call.service == "cloudwatch":
+        resource = p.get("Namespace", "")
+    else:
+        resource = ""
+    return call.component, what, resource
+
+
+def _versioned(call: Call) -> bool:
+    src = call.params.get("CopySource")
+    return bool(call.params.get("VersionId") or (isinstance(src, dict) and src.get("VersionId")))
+
+
+def _missing(call: Call) -> str | None:
+    if call.outcome not in MISSING_KEY_CODES:
+        return None
+    return "listed" if call.caller in data()["handles_403"] else "404"
+
+
+def inventory_entry(call: Call) -> dict | None:
+    """The ``aws_calls.yaml`` ``inventory`` entry a recorded call falls under, if any."""
+    component, what, resource = inventory_key(call)
+    for entry in data()["inventory"].get(component, []):
+        if entry["call"] != what or not fnmatch.fnmatchcase(resource, entry["resource"]):
+            continue
+        if _versioned(call) and not entry.get("versioned"):
+            continue
+        missing = _missing(call)
+        if missing is not None and entry.get("missing") != missing:
+            continue
+        return entry
+    return None
+
+
+def inventory_calls(st: TemplateStack) -> list[Call]:
+    """Each inventory entry as calls in ``st``'s names: a key glob's ``*`` becomes ``example``; a versioned
+    entry is called with and without a version id; a missing-object entry as answered 404."""
+    out = []
+    for component, entries in data()["inventory"].items():
+        for entry in entries:
+            service, operation = entry["call"].split(".", 1)
+            resource = entry["resource"].replace("*", "example")
+            if service == "s3":
+                bucket = st.bucket
+                if operation == "CopyObject":
+                    src, dst = resource.split(" -> ")
+                    variants = [{"Bucket": bucket, "Key": dst, "CopySource": {"Bucket": bucket, "Key": src}}]
+                    if entry.get("versioned"):
+                        variants.append(
+                            {**variants[0], "CopySource": {"Bucket": bucket, "Key": src, "VersionId": "v1"}}
+                        )
+                elif operation.startswith("List"):
+                    variants = [{"Bucket": bucket, "Prefix": resource}]
+                else:
+                    variants = [{"Bucket": bucket, "Key": resource}]
+                    if entry.get("versioned"):
+                        variants.append({"Bucket": bucket, "Key": resource, "VersionId": "v1"})
+            elif service == "dynamodb":
+                variants = [{"TableName": st.ref(entry["resource"])}]
+            elif service == "glue":
+                variants = [{"JobName": st.ref(entry["resource"])}]
+            elif service == "secretsmanager":
+                variants = [{"SecretId": st.ref(entry["resource"])}]
+            elif service == "cloudwatch":
+                variants = [{"Namespace": entry["resource"]}]
+            else:
+                variants = [{}]
+            missing = entry.get("missing")
+            caller = data()["handles_403"][0] if missing == "listed" else "inventory"
+            outcome = "404" if missing else "ok"
+            out += [Call(component, service, operation, v, outcome, caller) for v in variants]
+    return out
 
 
 def check_calls(calls: Iterable[Call], st: TemplateStack | None = None, *, bound: bool = False) -> list[Verdict]:
@@ -278,6 +373,16 @@ def failures(records: list[Recorded]) -> list[str]:
         messages.append(f"{label}: the test names no component; "
                         "mark it @pytest.mark.aws_component(<name>) (tests/aws_calls.yaml components)")  # fmt: skip
     assigned = [r.call for r in records if not r.unassigned]
+    st = stack()
+    for call in assigned:
+        if inventory_entry(bind(call, st)) is None:
+            comp, what, resource = inventory_key(bind(call, st))
+            missing = _missing(call)
+            messages.append(
+                f"{comp} made {what} on {resource!r}{' (answered ' + call.outcome + ')' if missing else ''} "
+                f"[{call.caller}], which tests/aws_calls.yaml inventory does not list: add it there "
+                "(verify_iam_roles.py checks every entry on a deployment)"
+            )
     for verdict in check_calls(assigned):
         if not verdict.allowed:
             messages.append(verdict.message())
@@ -344,6 +449,10 @@ class Plugin:
         recorded = [r for r in RECORDER.calls if not r.unassigned and not r.stubbed]
         if not recorded:
             return
+        dump = os.environ.get("FRAUD_AWS_CALLS_DUMP")
+        if dump:  # the distinct recorded calls, for maintaining the inventory
+            keys = sorted({(*inventory_key(r.call), r.outcome) for r in recorded})
+            Path(dump).write_text(json.dumps(keys, indent=1) + "\n")
         terminalreporter.section("AWS calls by component (checked against infra/template.yaml roles)")
         try:
             found = sorted(pairs(recorded))

@@ -48,8 +48,8 @@ class Call:
         return f"{self.service}.{self.operation}({', '.join(f'{k}={v}' for k, v in shown.items())})"
 
 
-_SHOWN_PARAMS = {"Bucket", "Key", "Prefix", "TableName", "JobName", "SecretId", "Namespace", "Name", "DatabaseName",
-                 "TopicArn", "RequestItems", "IndexName", "VersionId"}  # fmt: skip
+_SHOWN_PARAMS = {"Bucket", "Key", "CopySource", "Prefix", "TableName", "JobName", "SecretId", "Namespace", "Name",
+                 "DatabaseName", "TopicArn", "RequestItems", "IndexName", "VersionId"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,8 @@ def permissions(call: Call, *, region: str, account: str) -> list[Permission]:
     if call.service == "s3" and call.operation == "CopyObject":  # read the source, write the target
         src = p["CopySource"]
         src = src if isinstance(src, dict) else dict(zip(("Bucket", "Key"), src.lstrip("/").split("/", 1), strict=True))
-        return [Permission("s3:GetObject", f"arn:aws:s3:::{src['Bucket']}/{src['Key']}", why="copy source"),
+        read = "s3:GetObjectVersion" if src.get("VersionId") else "s3:GetObject"
+        return [Permission(read, f"arn:aws:s3:::{src['Bucket']}/{src['Key']}", why="copy source"),
                 Permission("s3:PutObject", f"arn:aws:s3:::{p['Bucket']}/{p['Key']}", why="copy target")]  # fmt: skip
     actions = actions_for(call.service, call.operation)
     if call.service == "s3" and call.operation in ("GetObject", "HeadObject") and p.get("VersionId"):

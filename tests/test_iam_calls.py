@@ -210,3 +210,15 @@ def test_a_policy_that_replaces_the_default_without_the_alarms_is_caught():
     denied = _publish_denied(TemplateStack.load(template=template))
     assert any(d.startswith("DataDriftAlarm (cloudwatch.amazonaws.com)") for d in denied), denied
     assert not any("events.amazonaws.com" in d for d in denied)
+
+
+def test_a_call_the_inventory_does_not_list_fails_its_test():
+    """A new call (here the API writing the model pointer) is reported twice: unlisted, and denied."""
+    rec = aws_calls.Recorded("api", "s3", "PutObject", {"Bucket": "any", "Key": "models/latest.json"}, ("api/x.py:f",))
+    messages = aws_calls.failures([rec])
+    assert any("api made s3.PutObject on 'models/latest.json'" in m and "inventory does not list" in m
+               for m in messages), messages  # fmt: skip
+    assert any("denied: s3:PutObject on arn:aws:s3:::fraud-dev-123456789012-us-east-1/models/latest.json" in m
+               for m in messages), messages  # fmt: skip
+    listed = aws_calls.Recorded("api", "s3", "GetObject", {"Bucket": "any", "Key": "models/v1/model.joblib"}, ("a:f",))
+    assert aws_calls.failures([listed]) == []
