@@ -23,9 +23,17 @@ def _run(module, argv, capsys):
     return rc, out
 
 
+GLUE_ROLE_GAPS = pytest.mark.xfail(
+    strict=True,
+    reason="issue 14 item 5: the Glue roles lack glue:GetDatabase on database/global_temp and an s3:ListBucket "
+    "that makes a missing output path answer 404 (Spark's calls, tests/aws_calls.yaml); fixed with the Glue "
+    "roles (remove this mark then)",
+)
+
+
 @pytest.mark.parametrize(
     "module",
-    [verify_glue_job, verify_lambda_function, verify_iam_roles],
+    [verify_glue_job, verify_lambda_function, pytest.param(verify_iam_roles, marks=GLUE_ROLE_GAPS)],
     ids=["glue", "lambda", "iam"],
 )
 def test_configuration_checks_pass(healthy, module, capsys):
