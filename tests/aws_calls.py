@@ -8,10 +8,12 @@ emulated account, assertions reading it back) or from the deploy / dev tooling (
 (``aws_calls.yaml`` ``test_packages``) or the one a module / test names with
 ``@pytest.mark.aws_component("...")``.
 
-Each test's calls are evaluated when it ends (``check_test_calls``): names are bound to the template's
-resources, the call becomes the IAM permissions it needs (``iam_calls.py``), and the component's role
-policies in ``infra/template.yaml`` decide. A denied call fails that test, naming component, call,
-action, resource and role; so does a component call in a test that names no component. Calls of
+The calls of a test's setup and body are evaluated right after its body (``Plugin``): names are bound
+to the template's resources, the call must match an entry of the component's ``inventory``, it becomes
+the IAM permissions it needs (``iam_calls.py``), and the component's role policies in
+``infra/template.yaml`` decide. A denied call fails that test, naming component, call, action,
+resource and role; so does an unlisted call, and a component call in a test that names no component.
+Calls made in fixture teardowns are evaluated at the end of the session, which then fails. Calls of
 subprocesses (the live API server, the Lambda zip in its own virtualenv) are not seen here.
 """
 
@@ -64,7 +66,7 @@ class Recorded:
 
 
 class Recorder:
-    """Collects calls; ``component`` is set per test by the fixture (threads of the test see it too)."""
+    """Collects calls; ``component`` is set per test by ``Plugin`` (threads the test starts see it too)."""
 
     def __init__(self) -> None:
         self.calls: list[Recorded] = []
@@ -152,12 +154,15 @@ def stack() -> TemplateStack:
 
 def component_role(st: TemplateStack, name: str) -> str:
     """Logical id of the role the component runs as: read from the template resource that runs it."""
-    spec = data()["components"][name]
-    arn = st.props(spec["resource"])[spec["role_property"]]
-    for lid in st.resources_of_type("AWS::IAM::Role"):
-        if st.resolver.attrs[lid]["Arn"] == arn:
-            return lid
-    raise KeyError(f"{name}: role {arn} is not a role of the template")
+    cache = st.__dict__.setdefault("_component_roles", {})
+    if name not in cache:
+        spec = data()["components"][name]
+        arn = st.props(spec["resource"])[spec["role_property"]]
+        roles = [lid for lid in st.resources_of_type("AWS::IAM::Role") if st.resolver.attrs[lid]["Arn"] == arn]
+        if not roles:
+            raise KeyError(f"{name}: role {arn} is not a role of the template")
+        cache[name] = roles[0]
+    return cache[name]
 
 
 def bind(call: Call, st: TemplateStack) -> Call:

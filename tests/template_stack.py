@@ -154,9 +154,12 @@ class TemplateStack:
         return self.ref("DataBucket")
 
     def role_policies(self, role_logical_id: str) -> PolicySet:
-        props = self.props(role_logical_id)
-        docs = {f"{role_logical_id}/{p['PolicyName']}": p["PolicyDocument"] for p in props.get("Policies", [])}
-        return PolicySet(docs)
+        cache = self.__dict__.setdefault("_policies", {})  # resolved once per role: evaluated per recorded call
+        if role_logical_id not in cache:
+            props = self.props(role_logical_id)
+            docs = {f"{role_logical_id}/{p['PolicyName']}": p["PolicyDocument"] for p in props.get("Policies", [])}
+            cache[role_logical_id] = PolicySet(docs)
+        return cache[role_logical_id]
 
     def topic_policies(self, topic_logical_id: str) -> PolicySet:
         """The resource policy of an SNS topic: every AWS::SNS::TopicPolicy that names it (none: the default)."""

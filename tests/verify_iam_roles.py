@@ -138,6 +138,8 @@ def expectations(dep) -> dict[str, dict]:
                 ("s3:ListBucket", b, {}, "no unrestricted listing"),
                 ("dynamodb:PutItem", idem, {}, "not the Lambda's table"),
                 ("dynamodb:Scan", plog, {}, "no bulk reads of the prediction log"),
+                ("dynamodb:GetItem", plog, {}, "the API only appends to the prediction log"),
+                ("dynamodb:UpdateItem", hist, {}, "card history is appended, never rewritten"),
                 ("glue:StartJobRun", job, {}, "the API cannot start training"),
                 ("secretsmanager:GetSecretValue", card_secret, {}, "secrets arrive via the execution role"),
             ],
