@@ -13,10 +13,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 def pytest_configure(config) -> None:
     # Every AWS call a component makes is checked against its role in infra/template.yaml (aws_calls.py).
-    import aws_calls
+    import aws_calls_plugin
 
     if not config.pluginmanager.has_plugin("aws_calls"):
-        config.pluginmanager.register(aws_calls.Plugin(), "aws_calls")
+        config.pluginmanager.register(aws_calls_plugin.Plugin(), "aws_calls")
 
 
 @pytest.fixture(scope="session")
