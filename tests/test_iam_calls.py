@@ -224,3 +224,28 @@ def test_a_call_the_inventory_does_not_list_fails_its_test():
                for m in messages), messages  # fmt: skip
     listed = aws_calls.Recorded("api", "s3", "GetObject", {"Bucket": "any", "Key": "models/v1/model.joblib"}, ("a:f",))
     assert aws_calls.failures([listed]) == []
+
+
+@pytest.mark.aws_component("train_job")
+def test_the_training_jobs_secret_read_is_checked_against_its_role(fake_credentials):
+    """glue/train_job.py reads the card-hash key (moto in-process): recorded, bound and allowed."""
+    import importlib.util
+    from pathlib import Path
+
+    import boto3
+    from moto import mock_aws
+
+    path = Path(__file__).resolve().parents[1] / "glue" / "train_job.py"
+    spec = importlib.util.spec_from_file_location("train_job_for_iam", path)
+    train_job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_job)
+    with mock_aws():
+        arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="fraud/dev/card-hash-key", SecretString=" k3y\n"
+        )["ARN"]
+        start = len(aws_calls.RECORDER.calls)
+        assert train_job._secret(arn) == "k3y"
+    (call,) = [r.call for r in aws_calls.RECORDER.since(start)]
+    assert (call.component, call.operation, call.caller) == ("train_job", "GetSecretValue", "glue/train_job.py:_secret")
+    (verdict,) = aws_calls.check_calls([call])
+    assert verdict.allowed and verdict.role == "GlueJobRole"
