@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script's helper (tests/verify_*.py), the repository is not on the path
     sys.path.insert(0, str(ROOT))
 
-from infra.cfn import (  # noqa: E402
+from tools.emulator.cfn import (  # noqa: E402
     TEMPLATE_PATH,
     Resolver,
     TemplateError,

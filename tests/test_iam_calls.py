@@ -30,7 +30,7 @@ TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/fraud-dev-prediction-log
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[str]:
-    from infra.emulator_server import start
+    from tools.emulator.server import start
 
     server, url = start(0)
     yield url

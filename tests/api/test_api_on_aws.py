@@ -19,7 +19,7 @@ BUCKET = "fraud-api-on-aws"
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[str]:
-    from infra.emulator_server import start
+    from tools.emulator.server import start
 
     server, url = start(0)
     yield url
