@@ -40,6 +40,7 @@ REQUIRED = {
     "PrivateSubnetIds": "subnet-1,subnet-2",
     "PublicSubnetIds": "subnet-3,subnet-4",
     "CertificateArn": f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/x",
+    "ApiDomainName": "api.example.com",
 }
 
 
