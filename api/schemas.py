@@ -56,6 +56,7 @@ EXAMPLE: dict[str, Any] = {
     "merch_long": -86.884803,
 }
 
+SECOND_EXAMPLE = {**EXAMPLE, "amt": 912.4, "trans_num": "1f9a9c1f4e1d4bb0b5d1b1a44c3c2e7e"}  # a batch's ids differ
 
 # Most checks below are pydantic-core constraints: a batch of 1,000 transactions is validated in Rust
 # straight from its JSON bytes. The card number, the times and the whole numbers take a small Python
@@ -189,7 +190,7 @@ def batch_request_model(max_batch: int) -> type[BaseModel]:
     return create_model(
         "BatchRequest",
         __config__=ConfigDict(
-            extra="forbid", json_schema_extra={"examples": [{"transactions": [EXAMPLE, {**EXAMPLE, "amt": 912.4}]}]}
+            extra="forbid", json_schema_extra={"examples": [{"transactions": [EXAMPLE, SECOND_EXAMPLE]}]}
         ),
         transactions=(
             list[Transaction],  # type: ignore[valid-type]
