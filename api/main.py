@@ -24,7 +24,7 @@ from api.middleware import RequestContextMiddleware
 from api.model_holder import ModelHolder, settle_heap
 from api.routes import health, metrics, model, score
 from api.scoring import ScoringService
-from fraud_detection import __version__
+from fraud_detection import __version__, artifacts
 from fraud_detection.card_history import (
     CardHistoryStore,
     SqliteCardHistory,
@@ -90,7 +90,13 @@ def create_app(
     settings = settings or get_settings()
     store = store or store_from_settings(settings)
     api_metrics = ApiMetrics()
-    holder = ModelHolder(store, api_metrics)
+    holder = ModelHolder(
+        store,
+        api_metrics,
+        signing_key=artifacts.signing_key(store, settings.model_signing_key),
+        retry_min_s=settings.api_reload_interval_s,
+        retry_max_s=max(settings.api_reload_retry_max_s, settings.api_reload_interval_s),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -54,6 +54,14 @@ class ApiMetrics:
             registry=r,
         )
         self.reloads = Counter("fraud_api_model_reloads", "Model load attempts by result.", ["result"], registry=r)
+        self.integrity_failures = Counter(
+            "fraud_api_model_integrity_failures",
+            "Times the served model's files were found changed in the store (the verified copy keeps serving).",
+            registry=r,
+        )
+        self.files_intact = Gauge(
+            "fraud_api_model_files_intact", "1 while the served model's files match what was verified.", registry=r
+        )
         self.log_backlog = Gauge("fraud_api_prediction_log_backlog", "Predictions not yet written.", registry=r)
         Gauge("fraud_api_process_info", "Worker process.", ["pid"], registry=r).labels(str(os.getpid())).set(1)
 

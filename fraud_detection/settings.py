@@ -123,7 +123,12 @@ class Settings(BaseSettings):
         description="Proxies whose X-Forwarded-For names the client (uvicorn forwarded_allow_ips): the load "
         "balancer's addresses, so wrong-key limits apply per real client. Unset: 127.0.0.1 only.",
     )
-    api_reload_interval_s: float = Field(5.0, gt=0, description="How often models/latest.json is polled.")
+    api_reload_interval_s: float = Field(
+        5.0, gt=0, description="How often models/latest.json is polled and the served model's files re-hashed."
+    )
+    api_reload_retry_max_s: float = Field(
+        60.0, gt=0, description="A refused model is tried again after the poll interval, doubling up to this."
+    )
     api_state_dir: str | None = Field(
         None, description="SQLite state (card history, prediction log); default <store>/state or ./var/state."
     )

@@ -21,6 +21,7 @@ OPTIONAL = (
     "run_id",
     "catalog_mode",
     "card_hash_key_secret_arn",
+    "model_signing_key_secret_arn",
     "model_name",
     "aws_region",
 )
@@ -74,6 +75,8 @@ def main(argv: list[str]) -> int:
         overrides["aws_region"] = args["aws_region"]
     if args.get("card_hash_key_secret_arn"):
         overrides["card_hash_key"] = _secret(args["card_hash_key_secret_arn"])
+    if args.get("model_signing_key_secret_arn"):  # signs the manifest the API checks before unpickling
+        overrides["model_signing_key"] = _secret(args["model_signing_key_secret_arn"])
     settings = Settings(**overrides)
     store = open_store(settings.store_uri, endpoint_url=settings.aws_endpoint_url, region=settings.aws_region)
     job = None
