@@ -152,6 +152,20 @@ def test_wrong_keys_are_limited_per_address_and_valid_keys_are_not(server, api_k
     assert ok.status_code == 200
 
 
+def test_closed_connections_are_counted(server, api_key):
+    """After the tests above (same server): both reasons counted in /metrics."""
+    import httpx
+
+    text = httpx.get(f"http://{server[0]}:{server[1]}/metrics", headers={"X-API-Key": api_key[0]}).text
+    counts = {
+        reason: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        for reason in ("header_timeout", "header_too_large")
+        if line.startswith(f'fraud_api_connections_closed_total{{reason="{reason}"}}')
+    }
+    assert counts["header_timeout"] >= 2 and counts["header_too_large"] >= 1, counts
+
+
 def test_a_batch_costs_one_token_per_transaction(store, api_key, auth):
     from fastapi.testclient import TestClient
 
