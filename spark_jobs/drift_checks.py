@@ -96,7 +96,7 @@ def live_profile(settings, store, version: str, spark_session: SparkSessionFacto
     if profile is not None:
         return profile
     with spark_session() as spark:
-        manifest, model = artifacts.load_model(store, version)
+        manifest, model = artifacts.load_model(store, version, artifacts.signing_key(store, settings.model_signing_key))
         profile = build_live_profile(spark, settings, store, manifest, model)
     store.write_bytes(profile_key(version), json.dumps(profile).encode())
     return profile
@@ -177,8 +177,6 @@ def local_spark_session(settings, store):
         spark.stop()
 
 
-
-
 # =================================================================================================
 # Files: new CSVs vs the champion's training period
 # =================================================================================================
@@ -249,5 +247,3 @@ def files_drift(spark, settings, store, paths: list[str]) -> dict[str, Any] | No
     }
     key = D.write_report(store, f"{D.REPORTS}/ondemand-{_stamp()}", result, meta)
     return D.summary_for_record(result, key, current=meta["current"])
-
-
