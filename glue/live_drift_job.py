@@ -21,7 +21,10 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fraud_detection.settings import Settings
 
 # option -> Settings field it sets (every one optional; the template passes all of them on AWS)
 OPTIONAL = {
@@ -34,19 +37,21 @@ OPTIONAL = {
     "catalog_mode": "catalog_mode",
     "metrics_backend": "metrics_backend",
 }
+# option -> Settings field it sets with the value of the Secrets Manager secret the option names
+SECRETS = {"model_signing_key_secret_arn": "model_signing_key"}  # checks the champion's manifest
 
 
 def _glue_args(argv: list[str]) -> dict[str, str]:
     from awsglue.utils import getResolvedOptions
 
-    present = [o for o in OPTIONAL if f"--{o}" in argv]
+    present = [o for o in (*OPTIONAL, *SECRETS) if f"--{o}" in argv]
     return getResolvedOptions(argv, ["JOB_NAME", "store_uri", *present])
 
 
 def _plain_args(argv: list[str]) -> dict[str, str]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store_uri", required=True)
-    for o in OPTIONAL:
+    for o in (*OPTIONAL, *SECRETS):
         p.add_argument(f"--{o}")
     return {k: v for k, v in vars(p.parse_args(argv[1:])).items() if v is not None}
 
@@ -58,6 +63,22 @@ def settings_overrides(args: dict[str, str], on_glue: bool) -> dict[str, Any]:
         overrides |= {"kv_backend": "dynamodb", "catalog_mode": "glue"}
     overrides |= {field: args[option] for option, field in OPTIONAL.items() if args.get(option)}
     return overrides
+
+
+def with_secrets(settings: Settings, args: dict[str, str]) -> Settings:
+    """``settings`` with the keys the ``SECRETS`` options name, read from Secrets Manager in the settings'
+    region (and endpoint); never an argument value or a log line."""
+    from pydantic import SecretStr
+
+    found = {field: secret_value(args[option], settings) for option, field in SECRETS.items() if args.get(option)}
+    return settings.model_copy(update={k: SecretStr(v) for k, v in found.items()}) if found else settings
+
+
+def secret_value(arn: str, settings: Settings) -> str:
+    import boto3
+
+    client = boto3.client("secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+    return client.get_secret_value(SecretId=arn)["SecretString"].strip()
 
 
 def _glue_spark(args: dict[str, str]):
@@ -90,7 +111,7 @@ def main(argv: list[str]) -> int:
         on_glue = False
 
     args = _glue_args(argv) if on_glue else _plain_args(argv)
-    settings = Settings(**settings_overrides(args, on_glue))
+    settings = with_secrets(Settings(**settings_overrides(args, on_glue)), args)
     store = open_store(settings.store_uri, endpoint_url=settings.aws_endpoint_url, region=settings.aws_region)
     job = None
     if on_glue:

@@ -51,6 +51,14 @@ def _secret(arn: str) -> str:
     return boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"].strip()
 
 
+def card_hash_key(arn: str) -> str:
+    return _secret(arn)
+
+
+def model_signing_key(arn: str) -> str:
+    return _secret(arn)
+
+
 def main(argv: list[str]) -> int:
     from fraud_detection.logs import configure_logging
     from fraud_detection.settings import Settings
@@ -77,9 +85,9 @@ def main(argv: list[str]) -> int:
     if args.get("data_kms_key_arn"):  # quarantine/ writes use the stack's data key (SSE-KMS)
         overrides["data_kms_key_arn"] = args["data_kms_key_arn"]
     if args.get("card_hash_key_secret_arn"):
-        overrides["card_hash_key"] = _secret(args["card_hash_key_secret_arn"])
+        overrides["card_hash_key"] = card_hash_key(args["card_hash_key_secret_arn"])
     if args.get("model_signing_key_secret_arn"):  # signs the manifest the API checks before unpickling
-        overrides["model_signing_key"] = _secret(args["model_signing_key_secret_arn"])
+        overrides["model_signing_key"] = model_signing_key(args["model_signing_key_secret_arn"])
     settings = Settings(**overrides)
     store = open_store(
         settings.store_uri,

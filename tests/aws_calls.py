@@ -192,9 +192,12 @@ def bind(call: Call, st: TemplateStack) -> Call:
 
 
 def _logical(call: Call) -> str | None:
+    """The template resource a call's table / job / secret stands for: the binding of the innermost
+    frame named as ``module:function``, else of the innermost module (one module may read two secrets)."""
     rules = data()["bindings"].get(call.service, {})
-    modules = [frame.split(":", 1)[0] for frame in (call.stack or (call.caller,))]
-    return next((rules[m] for m in modules if m in rules), None)
+    frames = call.stack or (call.caller,)
+    exact = next((rules[f] for f in frames if f in rules), None)
+    return exact or next((rules[m] for m in (f.split(":", 1)[0] for f in frames) if m in rules), None)
 
 
 def inventory_key(call: Call) -> tuple[str, str, str]:

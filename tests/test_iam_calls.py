@@ -221,8 +221,14 @@ def test_a_call_the_inventory_does_not_list_fails_its_test():
 
 
 @pytest.mark.aws_component("train_job")
-def test_the_training_jobs_secret_read_is_checked_against_its_role(fake_credentials):
-    """glue/train_job.py reads the card-hash key (moto in-process): recorded, bound and allowed."""
+@pytest.mark.parametrize(
+    ("reader", "name", "resource"),
+    [("card_hash_key", "card-hash-key", "CardHashKeySecret"),
+     ("model_signing_key", "model-signing-key", "ModelSigningKeySecret")],
+)  # fmt: skip
+def test_the_training_jobs_secret_reads_are_checked_against_its_role(fake_credentials, reader, name, resource):
+    """glue/train_job.py reads the card-hash key and the model-signing key (moto in-process): each recorded,
+    bound to its own secret in the template and allowed to the job's role."""
     import importlib.util
     from pathlib import Path
 
@@ -235,11 +241,12 @@ def test_the_training_jobs_secret_read_is_checked_against_its_role(fake_credenti
     spec.loader.exec_module(train_job)
     with mock_aws():
         arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="fraud/dev/card-hash-key", SecretString=" k3y\n"
+            Name=f"fraud/dev/{name}", SecretString=" k3y\n"
         )["ARN"]
         start = len(aws_calls.RECORDER.calls)
-        assert train_job._secret(arn) == "k3y"
+        assert getattr(train_job, reader)(arn) == "k3y"
     (call,) = [r.call for r in aws_calls.RECORDER.since(start)]
     assert (call.component, call.operation, call.caller) == ("train_job", "GetSecretValue", "glue/train_job.py:_secret")
+    assert aws_calls.inventory_key(call) == ("train_job", "secretsmanager.GetSecretValue", resource)
     (verdict,) = aws_calls.check_calls([call])
     assert verdict.allowed and verdict.role == "GlueJobRole"

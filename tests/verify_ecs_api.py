@@ -38,7 +38,7 @@ CONTAINER_PORT = 8000
 # The path the load balancer's health check must probe: liveness. /ready answers 503 until a model is
 # published, so a first deploy (image before any training) would be rolled back by the circuit breaker.
 TARGET_HEALTH_PATH = "/health"
-REQUIRED_SECRETS = ("FRAUD_CARD_HASH_KEY", "FRAUD_API_KEYS")
+REQUIRED_SECRETS = ("FRAUD_CARD_HASH_KEY", "FRAUD_MODEL_SIGNING_KEY", "FRAUD_API_KEYS")
 # One row of the published Kaggle format (tests' data/sample.csv, first row), fields named as the columns.
 EXAMPLE_TRANSACTION = {
     "trans_date_trans_time": "2019-01-12 20:29:13",

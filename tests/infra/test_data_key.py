@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import urllib.request
 
+import aws_calls
 import boto3
 import pytest
 
@@ -31,6 +32,7 @@ def bucket_and_key(emulator):
     session = boto3.Session(region_name=REGION)
     s3 = session.client("s3", endpoint_url=emulator)
     s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})  # as the stack's
     key_arn = session.client("kms", endpoint_url=emulator).create_key(Description="data key")["KeyMetadata"]["Arn"]
     for name in ("landing/a.csv", "landing/b.csv", "landing/c.csv"):
         s3.put_object(Bucket=BUCKET, Key=name, Body=b"cc_num,amt\n4111111111111111,1.0\n")
@@ -43,6 +45,7 @@ def _encryption(s3, key: str) -> tuple[str | None, str | None]:
 
 
 def test_every_write_path_to_raw_and_quarantine_uses_the_data_key(emulator, bucket_and_key, tmp_path):
+    """Each write path as the component that has it makes it (and the IAM check sees it as that one's)."""
     from retrain_lambda import intake
     from spark_jobs import validate
 
@@ -53,26 +56,30 @@ def test_every_write_path_to_raw_and_quarantine_uses_the_data_key(emulator, buck
     assert isinstance(store, S3Store)
     local = tmp_path / "q.csv"
     local.write_bytes(b"cc_num\n4111111111111111\n")
-
-    store.write_bytes("raw/put.csv", b"x")
-    store.copy("landing/a.csv", "raw/copied.csv")
-    store.upload(local, "quarantine/uploaded.csv")
-    intake._copy(store, "landing/b.csv", "raw/b.csv", None)  # the Lambda's archive / quarantine copy
-    validate.quarantine(store, f"s3://{BUCKET}/landing/c.csv", "c.csv", {"error": "bad header"})  # the Glue job's
-    store.write_bytes("models/latest.json", b"{}")
-    store.write_bytes("curated/part-0.parquet", b"x")
-
-    sensitive = ["raw/put.csv", "raw/copied.csv", "quarantine/uploaded.csv", "raw/b.csv",
-                 "quarantine/c.csv", "quarantine/c.csv.reason.json"]  # fmt: skip
+    version = s3.head_object(Bucket=BUCKET, Key="landing/b.csv")["VersionId"]
+    with aws_calls.component("retrain_lambda"):  # the Lambda's archive / quarantine copy of a landed version
+        intake._copy(store, "landing/b.csv", "raw/b.csv", version)
+        intake._copy(store, "landing/a.csv", "quarantine/a.csv", version_of(s3, "landing/a.csv"))
+    s3.put_object(Bucket=BUCKET, Key="raw/c.csv", Body=b"not,the,contract\n")  # an archived input the job rejects
+    with aws_calls.component("train_job"):  # the Glue job's quarantine: a copy, an upload, the reason
+        validate.quarantine(store, f"s3://{BUCKET}/raw/c.csv", "c.csv", {"error": "bad header"})
+        store.upload(local, "quarantine/uploaded.csv")
+        store.write_bytes("models/latest.json", b"{}")
+    sensitive = ["raw/b.csv", "quarantine/a.csv", "quarantine/uploaded.csv", "quarantine/c.csv",
+                 "quarantine/c.csv.reason.json"]  # fmt: skip
     assert {k: _encryption(s3, k) for k in sensitive} == {k: ("aws:kms", key_arn) for k in sensitive}
-    for other in ("models/latest.json", "curated/part-0.parquet"):
-        assert _encryption(s3, other)[0] != "aws:kms", other
+    assert _encryption(s3, "models/latest.json")[0] != "aws:kms"
+
+
+def version_of(s3, key: str) -> str:
+    return s3.head_object(Bucket=BUCKET, Key=key)["VersionId"]
 
 
 def test_without_a_key_nothing_asks_for_kms(emulator, bucket_and_key):
     """The embedded default and a stack without the key: writes keep the bucket's default encryption."""
     s3, _ = bucket_and_key
     store = S3Store(f"s3://{BUCKET}", endpoint_url=emulator, region=REGION)
-    store.write_bytes("raw/put.csv", b"x")
-    assert store.encryption_args("raw/put.csv") == {}
-    assert _encryption(s3, "raw/put.csv")[0] != "aws:kms"
+    with aws_calls.component("train_job"):
+        store.write_bytes("quarantine/x.csv.reason.json", b"{}")
+    assert store.encryption_args("quarantine/x.csv.reason.json") == {}
+    assert _encryption(s3, "quarantine/x.csv.reason.json")[0] != "aws:kms"

@@ -182,12 +182,19 @@ def test_scheduled_job_entry_on_an_s3_store(dynamo_log, aws_emulator, monkeypatc
     bucket = f"live-drift-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     for path in sorted(p for p in local.root.rglob("*") if p.is_file()):  # what training published
-        s3.put_object(Bucket=bucket, Key=path.relative_to(local.root).as_posix(), Body=path.read_bytes())
+        key = path.relative_to(local.root).as_posix()
+        if not key.startswith("secrets/"):  # keys live in Secrets Manager on AWS, never in the bucket
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    signing_key = (local.root / artifacts.SIGNING_KEY_FILE).read_text().strip()  # the key training signed with
+    signing_arn = boto3.client("secretsmanager", endpoint_url=aws_emulator, region_name=REGION).create_secret(
+        Name=f"fraud/test/model-signing-key-{bucket}", SecretString=signing_key
+    )["ARN"]
     dynamo_log.write(prediction_records(live_sample(9, 1000, shift_vector=True), prefix="s3"))
     monkeypatch.setenv("FRAUD_AWS_ENDPOINT_URL", aws_emulator)
     argv = ["live_drift_job.py", "--store_uri", f"s3://{bucket}", "--kv_backend", "dynamodb",
             "--prediction_log_table", settings.prediction_log_table, "--hours", "24",
-            "--model_name", "fraud-test-s3", "--aws_region", REGION, "--metrics_backend", "cloudwatch"]  # fmt: skip
+            "--model_name", "fraud-test-s3", "--aws_region", REGION, "--metrics_backend", "cloudwatch",
+            "--model_signing_key_secret_arn", signing_arn]  # fmt: skip
     assert _live_drift_job().main(argv) == 0
     assert "live drift: DRIFT FOUND in" in capsys.readouterr().out
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="reports/drift/live-")["Contents"]]
