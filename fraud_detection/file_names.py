@@ -52,8 +52,8 @@ def _cut(seg: str, limit: int = MAX_SEGMENT_BYTES) -> str:
 
 def stored_name(rel: str) -> str:
     """A storable form of ``rel``: the same name when it is already one (``unsafe_name`` None, short enough,
-    no card-like digits)."""
-    rel = _CONTROL.sub("_", rel.replace("\\", "_"))
+    no card-like digits, no ``:``, which Hadoop cannot read in a file name: "Relative path in absolute URI")."""
+    rel = _CONTROL.sub("_", rel.replace("\\", "_").replace(":", "_"))
     out = []
     for seg in rel.split("/"):
         if seg in ("", ".", ".."):

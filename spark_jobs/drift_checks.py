@@ -177,8 +177,6 @@ def local_spark_session(settings, store):
         spark.stop()
 
 
-
-
 # =================================================================================================
 # Files: new CSVs vs the champion's training period
 # =================================================================================================
@@ -249,5 +247,3 @@ def files_drift(spark, settings, store, paths: list[str]) -> dict[str, Any] | No
     }
     key = D.write_report(store, f"{D.REPORTS}/ondemand-{_stamp()}", result, meta)
     return D.summary_for_record(result, key, current=meta["current"])
-
-
