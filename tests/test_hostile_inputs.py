@@ -39,6 +39,11 @@ SHAPES = [  # how a card number may be written in a field
 ]
 
 
+def hidden_id(card: str, i: int) -> str:
+    """A valid 32-hex transaction id that starts with a card number (0-9 are hex digits)."""
+    return (f"{card}{i:04x}" + "abcdef" * 6)[:32]
+
+
 def card_forms() -> list[bytes]:
     """Every byte string that counts as the card number leaking: plain digits, and each written shape."""
     return sorted({s(c).encode() for c in CARDS for s in SHAPES[:3]} | {c.encode() for c in CARDS})
@@ -74,12 +79,19 @@ def hostile_run(spark, tmp_path_factory):
     header, body = lines[0], lines[1:]
     raw = store_dir / "raw"
     raw.mkdir()
+    cols = next(csv.reader([header]))
+    t = cols.index("trans_num")
+    rows = list(csv.reader(body))
+    for i, row in enumerate(rows[:30]):  # valid 32-hex ids hiding a card number: stored as keyed hashes
+        row[t] = hidden_id(CARDS[i % 3], i)
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    body = text.getvalue().splitlines(keepends=True)
     n = len(GOOD)
     for i, name in enumerate(GOOD):  # the history split over the oddly named files
         (raw / name).write_text(header + "".join(body[i::n]))
     (raw / "co:lon.csv").write_text(header + "".join(body[:50]))  # Hadoop cannot read ':' in a name
     os.mkfifo(raw / "pipe.csv")  # opening it to read would block
-    cols = next(csv.reader([header]))
     (raw / "cards.csv").write_text(carded_file(cols, next(csv.reader([body[0]]))))
 
     settings = Settings(
@@ -126,7 +138,7 @@ def test_reports_keep_counts_never_the_values_of_personal_columns(hostile_run):
     assert cc["unexpected_count"] > 0 and cc["partial_unexpected_list"] == ["<redacted: personal column>"]
 
     # every byte the store holds outside the data itself (raw/, the quarantined copies, the tables)
-    data = ("raw/", "curated/", "features/", "warehouse/", "state/spark")
+    data = ("raw/", "curated/", "warehouse/", "state/spark")  # features/ is scanned: ids are hashed there
     scanned, hits = 0, []
     for path in store_dir.rglob("*"):
         rel = path.relative_to(store_dir).as_posix()
@@ -143,3 +155,23 @@ def test_reports_keep_counts_never_the_values_of_personal_columns(hostile_run):
     assert len(docs) >= 2 and scanned > 10
     assert any(b"unexpected" in p.read_bytes().lower() for p in docs)  # the counts are there
     assert (store_dir / "state").exists() and any((store_dir / "state").rglob("mlflow.db"))
+
+
+def test_training_stores_hidden_card_ids_as_the_api_does(hostile_run, spark):
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    from fraud_detection.card_key import resolve_key, spark_stored_trans_id, stored_trans_id
+
+    store_dir, _, _ = hostile_run
+    store = LocalStore(store_dir)
+    key = resolve_key(Settings(store_uri=str(store_dir)), store)
+    ids = [hidden_id(c, i) for i, c in enumerate(CARDS)] + ["807f9ec4fb90ac06c054694a2f666f97"]
+    df = spark.createDataFrame([(i,) for i in ids], "t string")
+    got = [r[0] for r in df.select(spark_stored_trans_id(F.col("t"), key)).collect()]
+    assert got == [stored_trans_id(i, key) for i in ids] and got[-1] == ids[-1] and got[0] != ids[0]
+    snapshot = pq.read_table(store_dir / "features" / "card_history_snapshot").column("trans_num").to_pylist()
+    features = pq.read_table(store_dir / "features" / "features", columns=["trans_num"]).column("trans_num").to_pylist()
+    for stored in (snapshot, features):
+        assert not [t for t in stored if any(c in t for c in CARDS)]
+    assert sum(t.startswith("h") for t in features) >= 30
