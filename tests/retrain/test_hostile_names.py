@@ -220,3 +220,13 @@ def test_same_key_bad_twice_on_s3_keeps_both_copies_and_reasons(aws):
     assert body == BAD_FILES["wrong-columns.csv"]
     reasons = [json.loads(aws.s3.get_object(Bucket=BUCKET, Key=k + ".reason.json")["Body"].read()) for k in outs]
     assert "missing=" in reasons[0]["error"] and "no rows" in reasons[1]["error"]
+
+
+def test_spark_gets_the_name_as_written_with_glob_characters_escaped():
+    """What used to break every run: ``Path.as_uri()``'s %-encoding, which Hadoop does not undo. (Spark reading
+    these names for real: tests/test_hostile_inputs.py.)"""
+    from spark_jobs.extract import spark_path
+
+    assert spark_path("/s/raw/données été ✓ a%20b #1.csv") == "file:///s/raw/données été ✓ a%20b #1.csv"
+    assert spark_path("/s/raw/q?x*y[1]{a}.csv") == r"file:///s/raw/q\?x\*y\[1\]\{a\}.csv"
+    assert spark_path("s3://b/raw/a b%.csv") == "s3://b/raw/a b%.csv"
