@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from api.fast_model import Scorer, check_agreement, compile_model
 from fraud_detection import artifacts, features
-from fraud_detection.fast_model import Scorer, check_agreement, compile_model
 from fraud_detection.storage import Store
 
 log = logging.getLogger("api.model")

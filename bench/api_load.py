@@ -505,7 +505,7 @@ def markdown(res: dict) -> str:
         f"training ({res['setup']['cards']:,} cards), per-card history in SQLite pre-filled with "
         f"{res['setup']['train_rows']:,} earlier transactions, prediction log on; the model is "
         f"`models.build_model('hgb')` ({res['setup']['trees']} trees) scored by the exact compiled tree walk "
-        "(`fraud_detection/fast_model.py`).",
+        "(`api/fast_model.py`).",
         "",
         "| server | connections | req/s | p50 ms | p99 ms | errors | RSS MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -40,10 +40,10 @@ TABLE = "bench-card-history"
 
 
 def start_emulator(timeout_s: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """The project's emulator (``python -m infra.emulator_server``) in its own process, on a free port: in
+    """The project's emulator (``python -m tools.emulator.server``) in its own process, on a free port: in
     this one it would share the GIL with the client threads it is measured against. Returns (process, URL)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.emulator_server", "--port", "0"],
+        [sys.executable, "-m", "tools.emulator.server", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -83,9 +83,35 @@ class JsonFormatter(logging.Formatter):
         return redact_card_numbers(json.dumps(event, default=str))
 
 
-def configure_logging(level: str = "INFO") -> None:
+class TextFormatter(logging.Formatter):
+    """One readable line for a person at a terminal: time, level, logger, message, then the fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        fields = " ".join(
+            f"{k}={v}" for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")
+        )
+        line = f"{when} {record.levelname:<7} {record.name}: {record.getMessage()}" + (f"  {fields}" if fields else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact_card_numbers(line)
+
+
+def log_formatter(fmt: str) -> logging.Formatter:
+    """``json`` or ``text``; ``auto``: text when stdout is a terminal (a person reads it), JSON otherwise."""
+    if fmt == "auto":
+        fmt = "text" if sys.stdout.isatty() else "json"
+    return TextFormatter() if fmt == "text" else JsonFormatter()
+
+
+def configure_logging(level: str = "INFO", fmt: str | None = None) -> None:
+    """Log to stderr at ``level``, in ``fmt`` (default: the settings' ``log_format``, FRAUD_LOG_FORMAT)."""
+    if fmt is None:
+        from fraud_detection.settings import get_settings
+
+        fmt = get_settings().log_format
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(log_formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "FraudDetection"
 DIMENSION = "ModelName"
+# The metric names published below; the deployment checks compare the stack's alarms with these.
+TEST_ROC_AUC = "TestRocAuc"
+TEST_PR_AUC = "TestPrAuc"
+DRIFT_FOUND = "DriftFound"
 METRICS_PREFIX = "reports/metrics"
 PROM_KEY = f"{METRICS_PREFIX}/model_quality.prom"
 JSON_KEY = f"{METRICS_PREFIX}/model_quality.json"
@@ -120,7 +124,7 @@ def publish_live_drift(settings, store: Store, summary: dict[str, Any], *, cloud
     found = bool(summary["drift_found"])
     if backend(settings, store) == "cloudwatch":
         datum = {
-            "MetricName": "DriftFound",
+            "MetricName": DRIFT_FOUND,
             "Dimensions": _dimensions(settings),
             "Value": float(found),
             "Unit": "Count",
@@ -160,11 +164,11 @@ def publish_quality_metrics(settings, store: Store, drift: dict[str, Any] | None
         cw = _cloudwatch_client(settings, cloudwatch)
         dims = _dimensions(settings)
         data = [
-            {"MetricName": "TestRocAuc", "Dimensions": dims, "Value": q["roc_auc"], "Unit": "None"},
-            {"MetricName": "TestPrAuc", "Dimensions": dims, "Value": q["pr_auc"], "Unit": "None"},
+            {"MetricName": TEST_ROC_AUC, "Dimensions": dims, "Value": q["roc_auc"], "Unit": "None"},
+            {"MetricName": TEST_PR_AUC, "Dimensions": dims, "Value": q["pr_auc"], "Unit": "None"},
         ]
         if drift_found is not None:
-            data.append({"MetricName": "DriftFound", "Dimensions": dims, "Value": float(drift_found), "Unit": "Count"})
+            data.append({"MetricName": DRIFT_FOUND, "Dimensions": dims, "Value": float(drift_found), "Unit": "Count"})
         cw.put_metric_data(Namespace=NAMESPACE, MetricData=data)
         doc["destination"] = f"cloudwatch:{NAMESPACE}"
     else:

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     store_uri: str = Field("./var", description="Root of the bucket: a local folder or s3://bucket[/prefix].")
     aws_endpoint_url: str | None = Field(None, description="Override for AWS endpoints (local emulator).")
     aws_region: str = "us-east-1"
+    data_kms_key_arn: str | None = Field(
+        None,
+        description="KMS key for raw/ and quarantine/ (full card numbers) on S3: writes there use SSE-KMS with it.",
+    )
 
     # --- key-value state: idempotency, prediction log, card history --------------------------
     kv_backend: Literal["sqlite", "dynamodb"] = Field(
@@ -59,7 +63,15 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     spark_driver_memory: str = "6g"
     spark_shuffle_partitions: int = 8
+    spark_log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = Field(
+        "ERROR",
+        description="Local Spark's own log level (log4j2): ERROR keeps Spark's and Hive's WARN noise "
+        "(metastore lookups of missing databases, plan truncation) out of a user's terminal.",
+    )
     catalog_database: str = "fraud"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: readable lines when stdout is a terminal, JSON lines otherwise."
+    )
     catalog_mode: Literal["local", "glue"] = Field(
         "local", description="local: Spark catalog with a Derby metastore in the store; glue: Glue Data Catalog."
     )

@@ -150,10 +150,21 @@ class LocalStore:
         os.replace(tmp, dst)
 
 
-class S3Store:
-    """An S3 bucket (optionally under a prefix). A single PUT is atomic, which the pointer relies on."""
+# Prefixes holding the input files as received, full card numbers included (see DESIGN's bucket layout).
+SENSITIVE_PREFIXES = ("raw/", "quarantine/")
 
-    def __init__(self, root_uri: str, endpoint_url: str | None = None, region: str = "us-east-1") -> None:
+
+class S3Store:
+    """An S3 bucket (optionally under a prefix). A single PUT is atomic, which the pointer relies on.
+
+    With ``kms_key_id``, every write under ``SENSITIVE_PREFIXES`` asks for SSE-KMS with that key (the
+    stack's data key, which only the intake and training roles may use; its bucket policy refuses other
+    writes there). Everything else keeps the bucket's default encryption.
+    """
+
+    def __init__(
+        self, root_uri: str, endpoint_url: str | None = None, region: str = "us-east-1", kms_key_id: str | None = None
+    ) -> None:
         import boto3
 
         parsed = urlparse(root_uri)
@@ -163,6 +174,13 @@ class S3Store:
         self.prefix = parsed.path.strip("/")
         self.root_uri = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
         self.client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+        self.kms_key_id = kms_key_id
+
+    def encryption_args(self, key: str) -> dict[str, str]:
+        """Extra PutObject / CopyObject / upload arguments for ``key`` (store-relative)."""
+        if self.kms_key_id and _clean(key).startswith(SENSITIVE_PREFIXES):
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        return {}
 
     def _k(self, key: str) -> str:
         key = _clean(key)
@@ -190,7 +208,7 @@ class S3Store:
             raise StorageError(f"not found: {self.uri(key)}") from exc
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data)
+        self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **self.encryption_args(key))
 
     def head(self, key: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError
@@ -224,7 +242,10 @@ class S3Store:
 
     def copy(self, src_key: str, dst_key: str) -> None:
         self.client.copy_object(
-            Bucket=self.bucket, Key=self._k(dst_key), CopySource={"Bucket": self.bucket, "Key": self._k(src_key)}
+            Bucket=self.bucket,
+            Key=self._k(dst_key),
+            CopySource={"Bucket": self.bucket, "Key": self._k(src_key)},
+            **self.encryption_args(dst_key),
         )
 
     def delete(self, key: str) -> None:
@@ -236,13 +257,15 @@ class S3Store:
         self.client.download_file(self.bucket, self._k(key), str(local_path))
 
     def upload(self, local_path: Path, key: str) -> None:
-        self.client.upload_file(str(local_path), self.bucket, self._k(key))
+        self.client.upload_file(str(local_path), self.bucket, self._k(key), ExtraArgs=self.encryption_args(key) or None)
 
 
-def open_store(uri: str, endpoint_url: str | None = None, region: str = "us-east-1") -> Store:
+def open_store(
+    uri: str, endpoint_url: str | None = None, region: str = "us-east-1", kms_key_id: str | None = None
+) -> Store:
     """The store for a URI: ``s3://bucket[/prefix]`` or a local folder (plain path or file://)."""
     if uri.startswith("s3://"):
-        return S3Store(uri, endpoint_url=endpoint_url, region=region)
+        return S3Store(uri, endpoint_url=endpoint_url, region=region, kms_key_id=kms_key_id)
     if uri.startswith("file://"):
         uri = urlparse(uri).path
     return LocalStore(uri)
@@ -252,4 +275,4 @@ def store_from_settings(settings=None) -> Store:  # settings: Settings
     from fraud_detection.settings import get_settings
 
     s = settings or get_settings()
-    return open_store(s.store_uri, endpoint_url=s.aws_endpoint_url, region=s.aws_region)
+    return open_store(s.store_uri, endpoint_url=s.aws_endpoint_url, region=s.aws_region, kms_key_id=s.data_kms_key_arn)

@@ -23,6 +23,7 @@ OPTIONAL = (
     "card_hash_key_secret_arn",
     "model_name",
     "aws_region",
+    "data_kms_key_arn",
 )
 
 
@@ -72,10 +73,17 @@ def main(argv: list[str]) -> int:
         overrides["registered_model_name"] = args["model_name"]
     if args.get("aws_region"):  # the stack's region: CloudWatch metrics land where its alarms are
         overrides["aws_region"] = args["aws_region"]
+    if args.get("data_kms_key_arn"):  # quarantine/ writes use the stack's data key (SSE-KMS)
+        overrides["data_kms_key_arn"] = args["data_kms_key_arn"]
     if args.get("card_hash_key_secret_arn"):
         overrides["card_hash_key"] = _secret(args["card_hash_key_secret_arn"])
     settings = Settings(**overrides)
-    store = open_store(settings.store_uri, endpoint_url=settings.aws_endpoint_url, region=settings.aws_region)
+    store = open_store(
+        settings.store_uri,
+        endpoint_url=settings.aws_endpoint_url,
+        region=settings.aws_region,
+        kms_key_id=settings.data_kms_key_arn,
+    )
     job = None
     if on_glue:
         glue_context = GlueContext(SparkContext.getOrCreate())

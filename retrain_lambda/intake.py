@@ -181,7 +181,8 @@ def _read_head(store: Store, key: str, version_id: str | None) -> bytes:
 def _copy(store: Store, src: str, dst: str, version_id: str | None) -> None:
     if isinstance(store, S3Store):
         source = {"Bucket": store.bucket, "Key": _full(store, src)} | ({"VersionId": version_id} if version_id else {})
-        store.client.copy_object(Bucket=store.bucket, Key=store._k(dst), CopySource=source)
+        extra = store.encryption_args(dst)  # raw/ and quarantine/: the stack's data key
+        store.client.copy_object(Bucket=store.bucket, Key=store._k(dst), CopySource=source, **extra)
         return
     dest = store.path(dst)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -260,7 +260,10 @@ def _copy_into_store(store: Store, source_uri: str, key: str) -> None:
         u = urlparse(source_uri)
         if isinstance(store, S3Store):
             store.client.copy_object(
-                Bucket=store.bucket, Key=store._k(key), CopySource={"Bucket": u.netloc, "Key": u.path.lstrip("/")}
+                Bucket=store.bucket,
+                Key=store._k(key),
+                CopySource={"Bucket": u.netloc, "Key": u.path.lstrip("/")},
+                **store.encryption_args(key),
             )
             return
         with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ import pytest
 
 from fraud_detection import contract
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sample.csv"
+SAMPLE = Path(__file__).parent / "fixtures" / "published_sample.csv"  # rows of the published format
 
 
 def test_published_header_with_and_without_index_column():

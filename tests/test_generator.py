@@ -20,12 +20,12 @@ from fraud_cli.cli import main as cli_main
 from fraud_detection import contract, features
 from tools import generator
 
-# The header of the published files (and of /work/shared/data/sample.csv), leading unnamed index column.
+# The header of the published files (and of tests/fixtures/published_sample.csv), leading unnamed index column.
 EXPECTED_HEADER = (
     ",trans_date_trans_time,cc_num,merchant,category,amt,first,last,gender,street,city,state,zip,lat,long,"
     "city_pop,job,dob,trans_num,unix_time,merch_lat,merch_long,is_fraud"
 )
-SAMPLE = Path("/work/shared/data/sample.csv")  # rows from the published simulator, where available
+SAMPLE = Path(__file__).parent / "fixtures" / "published_sample.csv"  # rows from the published simulator
 
 
 def _csv_text(**kwargs) -> str:
@@ -54,8 +54,7 @@ def test_header_is_the_published_header():
     assert text.splitlines()[0] == EXPECTED_HEADER
     assert generator.header_line() == EXPECTED_HEADER + "\n"
     assert contract.check_header(EXPECTED_HEADER.split(",")) == list(contract.COLUMN_NAMES)
-    if SAMPLE.exists():
-        assert SAMPLE.read_text().splitlines()[0] == EXPECTED_HEADER
+    assert SAMPLE.read_text().splitlines()[0] == EXPECTED_HEADER
 
 
 def test_without_index_column():

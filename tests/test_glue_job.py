@@ -46,10 +46,38 @@ def test_package_holds_the_code_and_pins_modules_from_the_lock(tmp_path):
     lock = json.loads((ROOT / "Pipfile.lock").read_text())
     assert f"scikit-learn{lock['default']['scikit-learn']['version']}" in modules
     assert f"great-expectations{lock['glue']['great-expectations']['version']}" in modules
-    assert not any(m.startswith(("pyspark", "boto3")) for m in modules)  # provided by the Glue runtime
+    # transitive requirements too, each at the lock's version (scipy: scikit-learn's; Glue 5.0 has none)
+    assert f"scipy{lock['default']['scipy']['version']}" in modules
+    assert f"sqlparse{lock['glue']['sqlparse']['version']}" in modules  # mlflow-skinny's
+    shipped = {m.split("==")[0] for m in modules}
+    assert all("==" in m for m in modules) and len(shipped) == len(modules)
+    assert shipped.isdisjoint(build_package.glue_provided())  # nothing Glue 5.0 already has
+    assert shipped.isdisjoint(build_package.SERVING_ONLY)  # mlflow-skinny's serving side stays out
     assert built["train_job.py"].read_text() == (ROOT / "glue" / "train_job.py").read_text()
     assert built["live_drift_job.py"].read_text() == (ROOT / "glue" / "live_drift_job.py").read_text()
     assert "spark_jobs/drift_checks.py" in names and "spark_jobs/drift.py" in names  # the live job's code
+
+
+def _provided_with(tmp_path, **versions) -> Path:
+    """Glue 5.0's documented list with some versions changed."""
+    text = build_package.PROVIDED_FILE.read_text()
+    for name, version in versions.items():
+        old = f"{name}=={build_package.glue_provided()[name]}"
+        assert old in text
+        text = text.replace(old, f"{name}=={version}")
+    path = tmp_path / "provided.txt"
+    path.write_text(text)
+    return path
+
+
+def test_module_list_ships_a_glue_module_only_when_a_requirement_rejects_glues_version(tmp_path):
+    assert build_package.resolve().upgrades == {}  # today Glue 5.0's versions satisfy every requirement
+    # a Glue packaging older than a shipped package accepts would be upgraded, with the reason
+    resolved = build_package.resolve(provided_path=_provided_with(tmp_path, packaging="1.0"))
+    assert "packaging" in resolved.modules and "needs packaging" in resolved.upgrades["packaging"]
+    # never for Glue's own runtime: scikit-learn needs a newer numpy than 1.0 -> the build fails
+    with pytest.raises(build_package.ClosureError, match="numpy"):
+        build_package.resolve(provided_path=_provided_with(tmp_path, numpy="1.0"))
 
 
 def test_live_drift_job_arguments_become_settings():

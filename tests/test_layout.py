@@ -20,7 +20,7 @@ MAY_IMPORT = {
     "api": {"fraud_detection"},
     "retrain_lambda": {"fraud_detection"},
     "glue": {"fraud_detection", "spark_jobs"},
-    "tools": {"fraud_detection"},
+    "tools": {"fraud_detection", "infra"},  # the emulator provisioner implements infra.deploy's Provisioner
 }
 
 
@@ -55,3 +55,22 @@ def test_the_walk_sees_imports_inside_functions(tmp_path, monkeypatch):
     (pkg / "late.py").write_text("def f():\n    from api.auth import new_api_key\n    import infra.deploy\n")
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     assert imported_project_packages("fraud_detection") == {"fraud_detection/late.py": {"api", "infra"}}
+
+
+def test_the_shared_library_imports_without_any_deployables_packages():
+    """Every module of ``fraud_detection`` imports with numba (the API's), pyspark, great-expectations,
+    mlflow (the job's) and fastapi / uvicorn (the API's) absent: the Lambda has none of them."""
+    import subprocess
+    import sys
+
+    modules = sorted(
+        "fraud_detection." + p.stem for p in (ROOT / "fraud_detection").glob("*.py") if p.stem != "__init__"
+    )
+    blocked = ("numba", "pyspark", "great_expectations", "mlflow", "fastapi", "uvicorn")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        f"for module in {modules!r}: importlib.import_module(module)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -3,8 +3,13 @@
 Every check finds the deployment through the CloudFormation stack's outputs (stack name from
 ``--stack-name`` / ``FRAUD_STACK_NAME``, default ``fraud-<env>``), so it runs unchanged against a real
 account (credentials from the usual AWS chain) and against the local emulator (``--endpoint-url`` /
-``FRAUD_AWS_ENDPOINT_URL``, where ``infra.emulator`` registers the same outputs). Each check prints one
-``PASS`` / ``FAIL`` line; the script exits 1 if any check failed.
+``FRAUD_AWS_ENDPOINT_URL``, where ``tools.emulator`` registers the same outputs). Each check prints one
+``PASS`` / ``FAIL`` line, or ``SKIP`` with the reason when it cannot run where it is pointed (the emulator
+runs no Lambda code and no ECS task); the script exits 1 if any check failed.
+
+The checks look at what the deployment does and holds (the code a function runs, the tasks a service
+keeps running, the run a file started), not at the template read back: against the emulator every
+resource was built from the same template, so a comparison with the template could never fail.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import json
 import os
 import sys
 import traceback
+import urllib.parse
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +53,7 @@ class Report:
         self.out = out or sys.stdout
         self.passed: list[str] = []
         self.failed: list[str] = []
+        self.skipped: list[str] = []
 
     def _line(self, status: str, name: str, detail: str) -> None:
         print(f"{status:<5} {self.component}: {name}{(' - ' + detail) if detail else ''}", file=self.out, flush=True)
@@ -71,10 +79,20 @@ class Report:
     def info(self, name: str, detail: str) -> None:
         self._line("INFO", name, detail)
 
+    def skip(self, name: str, reason: str) -> None:
+        """A check that could not run here: said, with why, and never counted as passed."""
+        self.skipped.append(name)
+        self._line("SKIP", name, reason)
+
     def summary(self) -> int:
         total = len(self.passed) + len(self.failed)
         status = "FAIL" if self.failed else "PASS"
-        print(f"{status:<5} {self.component}: {len(self.passed)}/{total} checks passed", file=self.out, flush=True)
+        skipped = f", {len(self.skipped)} skipped (see SKIP lines)" if self.skipped else ""
+        print(
+            f"{status:<5} {self.component}: {len(self.passed)}/{total} checks passed{skipped}",
+            file=self.out,
+            flush=True,
+        )
         return 1 if self.failed else 0
 
 
@@ -89,6 +107,19 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         "--endpoint-url",
         default=os.environ.get("FRAUD_AWS_ENDPOINT_URL"),
         help="AWS endpoint override, e.g. the local emulator (FRAUD_AWS_ENDPOINT_URL)",
+    )
+    p.add_argument(
+        "--alarm-email",
+        default=os.environ.get("FRAUD_ALARM_EMAIL"),
+        help="alarm checks: the address that must be subscribed to the alarm topic (default: the stack's "
+        "AlarmEmail parameter; FRAUD_ALARM_EMAIL)",
+    )
+    p.add_argument(
+        "--runtime-checks",
+        choices=["auto", "always"],
+        default="auto",
+        help="checks that need running code or tasks (Lambda invoke, ECS tasks, healthy targets): 'auto' skips "
+        "them against --endpoint-url (moto runs neither), 'always' runs them there too",
     )
     return p
 
@@ -108,6 +139,20 @@ class Deployment:
         stack = self.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"][0]
         self.stack_status = stack["StackStatus"]
         self.outputs: dict[str, str] = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        self.parameters: dict[str, str] = {
+            p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])
+        }
+
+    @property
+    def runtime_checks(self) -> bool:
+        """False against an emulator (an endpoint override), unless ``--runtime-checks always``."""
+        return not self.endpoint_url or getattr(self.args, "runtime_checks", "auto") == "always"
+
+    def runtime_skip_reason(self, what: str) -> str:
+        return (
+            f"the emulator at {self.endpoint_url} cannot {what} (moto runs no Lambda code and no ECS task); "
+            "run this script against the account, or pass --runtime-checks always to an emulator that can"
+        )
 
     def client(self, service: str):
         if service not in self._clients:
@@ -182,6 +227,110 @@ def check_log_group(report: Report, dep: Deployment, label: str, name: str, max_
         days = group.get("retentionInDays")
         expect(days and days <= max_days, f"retention {days!r} days (never-expiring logs)")
         note["detail"] = f"{days} days"
+
+
+def _policy_document(doc: Any) -> dict:
+    """IAM returns trust policies as a dict (boto3 decodes them) or, from some endpoints, URL-encoded JSON."""
+    if isinstance(doc, str):
+        return json.loads(urllib.parse.unquote(doc))
+    return doc or {}
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value] if value is not None else []
+
+
+def check_role(report: Report, dep: Deployment, label: str, role_arn: str, service: str, stack_output: str) -> None:
+    """The role a resource actually runs as exists, is the stack's, and ``service`` may assume it.
+
+    A role the service cannot assume fails every invocation / task / job run, whatever its policies say.
+    """
+    name = role_arn.rsplit("/", 1)[-1]
+    with report.check(f"{label} runs as the stack's role {name}, which {service} may assume"):
+        expect_equal(role_arn, dep.output(stack_output), f"role (the stack's {stack_output})")
+        role = dep.client("iam").get_role(RoleName=name)["Role"]
+        expect_equal(role["Arn"], role_arn, "the role's ARN in IAM")
+        trust = _policy_document(role.get("AssumeRolePolicyDocument"))
+        ok = any(
+            st.get("Effect") == "Allow"
+            and "sts:AssumeRole" in _as_list(st.get("Action"))
+            and service in _as_list((st.get("Principal") or {}).get("Service"))
+            for st in _as_list(trust.get("Statement"))
+        )
+        expect(ok, f"the trust policy of {name} does not let {service} assume it: {json.dumps(trust)}")
+
+
+# ----------------------------------------------------------------------------- alarms
+def check_alarm_topic(report: Report, dep: Deployment) -> str | None:
+    """The stack's alarm topic exists, and the alarm e-mail (if one was given) is a confirmed subscriber."""
+    topic = dep.outputs.get("AlarmTopicArn")
+    sns = dep.client("sns")
+    with report.check("alarm topic exists") as note:
+        expect(topic, f"stack {dep.stack_name} has no AlarmTopicArn output")
+        sns.get_topic_attributes(TopicArn=topic)
+        note["detail"] = topic
+    if not topic or "alarm topic exists" in report.failed:
+        return None
+    subs: list[dict] = []
+    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic):
+        subs.extend(page.get("Subscriptions", []))
+    email = dep.args.alarm_email or dep.parameters.get("AlarmEmail")
+    if email:
+        with report.check(f"alarm topic delivers to {email}") as note:
+            mine = [s for s in subs if s.get("Protocol") == "email" and s.get("Endpoint", "").lower() == email.lower()]
+            expect(mine, f"no e-mail subscription of {email} to {topic} (subscribers: "
+                         f"{[s.get('Endpoint') for s in subs]})")  # fmt: skip
+            confirmed = [s for s in mine if s.get("SubscriptionArn", "").startswith("arn:")]
+            expect(confirmed, f"the subscription of {email} is {mine[0].get('SubscriptionArn')}: "
+                              "confirm it from the e-mail AWS sent, or no alarm reaches anyone")  # fmt: skip
+            note["detail"] = confirmed[0]["SubscriptionArn"]
+    elif subs:
+        report.info("alarm topic subscribers", ", ".join(f"{s.get('Protocol')}:{s.get('Endpoint')}" for s in subs))
+    else:
+        report.skip(
+            "alarm topic delivers to someone",
+            "no alarm e-mail given (--alarm-email, FRAUD_ALARM_EMAIL or the stack's AlarmEmail) and the topic has "
+            "no subscriber: alarms reach nobody",
+        )
+    return topic
+
+
+def expect_notifies_only(alarm: dict, topic: str | None) -> None:
+    """The alarm is enabled and every one of its actions is the stack's alarm topic."""
+    name = alarm.get("AlarmName")
+    expect(topic, "the stack's alarm topic is unknown (see 'alarm topic exists')")
+    expect(alarm.get("ActionsEnabled", True), f"alarm {name} has its actions disabled")
+    actions = alarm.get("AlarmActions", [])
+    expect(actions, f"alarm {name} has no action")
+    every = [*actions, *alarm.get("OKActions", []), *alarm.get("InsufficientDataActions", [])]
+    others = [a for a in every if a != topic]
+    expect(not others, f"alarm {name} notifies {others}, not the stack's alarm topic {topic}")
+
+
+def s3_event(bucket: str, key: str, size: int, etag: str, sequencer: str, region: str = "us-east-1") -> dict:
+    """The ObjectCreated:Put notification S3 delivers for an object (key URL-encoded, as S3 does)."""
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": region,
+                "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "landing",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {
+                        "key": urllib.parse.quote_plus(key, safe="/"),
+                        "size": size,
+                        "eTag": etag,
+                        "sequencer": sequencer,
+                    },
+                },
+            }
+        ]
+    }
 
 
 def jsonable(value: Any) -> str:

@@ -1,7 +1,12 @@
-"""Deployment check: the scoring API on ECS Fargate behind the ALB, its scaling, alarms and tables;
-then, where reachable, ``/ready`` and one scored transaction.
+"""Deployment check: the scoring API on ECS Fargate behind the ALB — tasks running, deployment steady,
+a healthy target — its scaling, alarms and tables; then, where reachable, ``/ready`` and one scored
+transaction.
 
     pipenv run python tests/verify_ecs_api.py [--env dev] [--api-url https://...] [--api-key KEY]
+        [--alarm-email ADDRESS]
+
+The emulator runs no task: there the running-task, deployment and target-health checks print SKIP with
+the reason instead of passing.
 
 Without ``--api-url`` the functional checks use the load balancer's DNS name from the stack. The key
 comes from ``--api-key`` or ``FRAUD_API_KEY`` (create one with ``fraud deploy --new-api-key ID``).
@@ -19,14 +24,20 @@ import urllib.request
 from verify_common import (
     Report,
     base_parser,
+    check_alarm_topic,
     check_log_group,
+    check_role,
     check_table,
     expect,
     expect_equal,
+    expect_notifies_only,
     open_deployment,
 )
 
 CONTAINER_PORT = 8000
+# The path the load balancer's health check must probe: liveness. /ready answers 503 until a model is
+# published, so a first deploy (image before any training) would be rolled back by the circuit breaker.
+TARGET_HEALTH_PATH = "/health"
 REQUIRED_SECRETS = ("FRAUD_CARD_HASH_KEY", "FRAUD_API_KEYS")
 # One row of the published Kaggle format (tests' data/sample.csv, first row), fields named as the columns.
 EXAMPLE_TRANSACTION = {
@@ -82,11 +93,7 @@ def run_config_checks(dep, report: Report) -> None:
             any(x.get("targetGroupArn") == tg_arn and x.get("containerPort") == CONTAINER_PORT for x in lbs),
             f"service load balancers {lbs} do not include {tg_arn}:{CONTAINER_PORT}",
         )
-    with report.check("service runs tasks") as note:
-        desired = service.get("desiredCount", 0)
-        expect(desired >= 1, "desiredCount is 0: push the image and deploy with --api-image-tag")
-        note["detail"] = f"desired {desired}, running {service.get('runningCount')}"
-
+    check_running(dep, report, service, tg_arn)
     td: dict = {}
     with report.check("task definition: Fargate, awsvpc, port 8000") as note:
         td = ecs.describe_task_definition(
@@ -141,20 +148,28 @@ def run_config_checks(dep, report: Report) -> None:
         expect(not bad, f"secrets not from Secrets Manager/SSM: {bad}")
         leaked = [k for k in env if k in REQUIRED_SECRETS or "KEY" in k.upper()]
         expect(not leaked, f"key-like variables in the plain environment: {leaked}")
-    with report.check("task and execution roles are the stack's"):
-        expect_equal(td.get("taskRoleArn"), dep.output("ApiTaskRoleArn"), "task role")
-        expect_equal(td.get("executionRoleArn"), dep.output("ApiExecutionRoleArn"), "execution role")
-    with report.check("image comes from the stack's ECR repository, scanned on push") as note:
+    check_role(report, dep, "task", td.get("taskRoleArn", ""), "ecs-tasks.amazonaws.com", "ApiTaskRoleArn")
+    check_role(
+        report, dep, "task execution", td.get("executionRoleArn", ""), "ecs-tasks.amazonaws.com", "ApiExecutionRoleArn"
+    )
+    with report.check("image is pushed to the stack's ECR repository, scanned on push") as note:
         repo_uri = dep.output("ApiRepositoryUri")
         image = c.get("image", "")
         expect(image.startswith(repo_uri + ":"), f"image {image!r} is not in {repo_uri}")
-        repo = dep.client("ecr").describe_repositories(repositoryNames=[repo_uri.rsplit("/", 1)[1]])["repositories"][0]
+        ecr, repo_name, tag = dep.client("ecr"), repo_uri.rsplit("/", 1)[1], image.rsplit(":", 1)[1]
+        repo = ecr.describe_repositories(repositoryNames=[repo_name])["repositories"][0]
         expect(repo.get("imageScanningConfiguration", {}).get("scanOnPush"), "scanOnPush is off")
-        note["detail"] = image.rsplit("/", 1)[-1]
+        try:  # a task definition naming a tag that was never pushed can start no task
+            found = ecr.describe_images(repositoryName=repo_name, imageIds=[{"imageTag": tag}])["imageDetails"]
+        except ecr.exceptions.ImageNotFoundException:
+            found = []
+        expect(found, f"{repo_name}:{tag} is not in the repository: build and push it (see the deploy output)")
+        note["detail"] = f"{repo_name}:{tag} {found[0].get('imageDigest', '')[:19]}"
 
-    with report.check("target group health check on /ready") as note:
+    # liveness: /ready is 503 until a model is published, and the first deploy precedes any training
+    with report.check(f"target group health check on {TARGET_HEALTH_PATH}") as note:
         tg = elb.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
-        expect_equal(tg.get("HealthCheckPath"), "/ready", "health check path")
+        expect_equal(tg.get("HealthCheckPath"), TARGET_HEALTH_PATH, "health check path")
         expect_equal(tg.get("TargetType"), "ip", "target type")
         expect_equal(tg.get("Port"), CONTAINER_PORT, "port")
         note["detail"] = f"{tg.get('HealthCheckProtocol')} {tg.get('HealthCheckPath')}"
@@ -193,31 +208,7 @@ def run_config_checks(dep, report: Report) -> None:
         missing = {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"} - kinds
         expect(not missing, f"no target-tracking policy on {sorted(missing)}")
 
-    alarms = dep.alarms()
-    lb_full = lb_arn.split(":loadbalancer/", 1)[-1]
-    with report.check("alarm on the API 5xx rate (5xx / requests)"):
-        found = []
-        for a in alarms:
-            names = {m.get("MetricStat", {}).get("Metric", {}).get("MetricName") for m in a.get("Metrics", [])}
-            dims = [
-                d for m in a.get("Metrics", []) for d in m.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])
-            ]
-            if {"HTTPCode_Target_5XX_Count", "RequestCount"} <= names and {
-                "Name": "LoadBalancer",
-                "Value": lb_full,
-            } in dims:
-                found.append(a)
-        expect(found, "no metric-math alarm on HTTPCode_Target_5XX_Count / RequestCount for this load balancer")
-        expect(found[0].get("AlarmActions"), "the 5xx alarm has no action")
-    with report.check("alarm on p99 latency") as note:
-        found = [
-            a for a in alarms
-            if a.get("MetricName") == "TargetResponseTime" and a.get("ExtendedStatistic") == "p99"
-            and {"Name": "LoadBalancer", "Value": lb_full} in a.get("Dimensions", [])
-        ]  # fmt: skip
-        expect(found, "no p99 TargetResponseTime alarm for this load balancer")
-        expect(found[0].get("AlarmActions"), "the latency alarm has no action")
-        note["detail"] = f"> {found[0]['Threshold']} s"
+    check_alarms(dep, report, tg_arn)
     with report.check("WAF web ACL (optional)") as note:
         try:
             acl = dep.client("wafv2").get_web_acl_for_resource(ResourceArn=lb_arn).get("WebACL")
@@ -235,6 +226,95 @@ def run_config_checks(dep, report: Report) -> None:
         report, dep, "card history", dep.output("CardHistoryTableName"),
         [("card_key", "S", "HASH"), ("ts_id", "S", "RANGE")],
     )  # fmt: skip
+
+
+def check_running(dep, report: Report, service: dict, tg_arn: str) -> None:
+    """Tasks running as desired, the deployment finished, and the load balancer sees a healthy target."""
+    names = (
+        "service keeps its tasks running (runningCount >= 1 and = desiredCount)",
+        "deployment steady (one deployment, rolloutState COMPLETED)",
+        "target group has a healthy target",
+    )
+    if not dep.runtime_checks:
+        for name in names:
+            report.skip(name, dep.runtime_skip_reason("run ECS tasks"))
+        return
+    ecs, cluster = dep.client("ecs"), dep.output("ClusterName")
+    with report.check(names[0]) as note:
+        desired, running = service.get("desiredCount", 0), service.get("runningCount", 0)
+        expect(desired >= 1, "desiredCount is 0: push the image and deploy with --api-image-tag")
+        if running < 1 or running != desired:
+            raise AssertionError(f"running {running} of {desired} desired{_stopped_reasons(ecs, cluster, service)}")
+        note["detail"] = f"{running} of {desired}"
+    with report.check(names[1]) as note:
+        deployments = service.get("deployments", [])
+        primary = [d for d in deployments if d.get("status") == "PRIMARY"]
+        expect(primary, "no PRIMARY deployment")
+        state = primary[0].get("rolloutState")
+        expect(state == "COMPLETED", f"rolloutState {state} ({primary[0].get('rolloutStateReason', '')}); "
+                                     f"failed tasks {primary[0].get('failedTasks', 0)}")  # fmt: skip
+        others = [f"{d.get('status')} {d.get('taskDefinition', '').rsplit('/', 1)[-1]}" for d in deployments[1:]]
+        expect(len(deployments) == 1, f"{len(deployments)} deployments: {others} still running beside the primary")
+        note["detail"] = f"{primary[0].get('id')} COMPLETED"
+    with report.check(names[2]) as note:
+        health = dep.client("elbv2").describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+        states = [f"{h['Target']['Id']}: {h['TargetHealth'].get('State')} {h['TargetHealth'].get('Reason', '')}"
+                  for h in health]  # fmt: skip
+        healthy = [h for h in health if h["TargetHealth"].get("State") == "healthy"]
+        expect(healthy, f"no healthy target in the target group (targets: {states or 'none registered'})")
+        note["detail"] = f"{len(healthy)} of {len(health)} healthy"
+
+
+def _stopped_reasons(ecs, cluster: str, service: dict) -> str:
+    """Why the service's recent tasks stopped (what a crash loop looks like), for the failure message."""
+    try:
+        arns = ecs.list_tasks(cluster=cluster, serviceName=service["serviceName"], desiredStatus="STOPPED")["taskArns"]
+        tasks = ecs.describe_tasks(cluster=cluster, tasks=arns[:5])["tasks"] if arns else []
+    except Exception as exc:  # noqa: BLE001 - only decorates a failure message
+        return f" (stopped tasks unreadable: {exc})"
+    reasons = sorted({t.get("stoppedReason", "?") for t in tasks})
+    return f"; recently stopped tasks: {reasons}" if reasons else ""
+
+
+def _alb_metric_dims(a: dict) -> list[dict]:
+    return [d for m in a.get("Metrics", []) for d in m.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])]
+
+
+def check_alarms(dep, report: Report, tg_arn: str) -> None:
+    """The API's alarms select the metrics of the load balancer in front of the service, and notify the topic."""
+    topic = check_alarm_topic(report, dep)
+    tg = dep.client("elbv2").describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
+    # the load balancer that actually forwards to the service's target group, not the stack's output
+    lbs = [arn.split(":loadbalancer/", 1)[-1] for arn in tg.get("LoadBalancerArns", [])]
+    alarms = dep.alarms()
+    with report.check("alarm on the API 5xx rate (5xx / requests) notifies the alarm topic") as note:
+        expect(lbs, f"target group {tg_arn} is behind no load balancer")
+        found = []
+        for a in alarms:
+            stats = [m["MetricStat"]["Metric"] for m in a.get("Metrics", []) if "MetricStat" in m]
+            names = {m.get("MetricName") for m in stats}
+            spaces = {m.get("Namespace") for m in stats}
+            dims = _alb_metric_dims(a)
+            if (
+                {"HTTPCode_Target_5XX_Count", "RequestCount"} <= names
+                and spaces == {"AWS/ApplicationELB"}
+                and all(d == {"Name": "LoadBalancer", "Value": lbs[0]} for d in dims)
+            ):
+                found.append(a)
+        expect(found, f"no metric-math alarm on HTTPCode_Target_5XX_Count / RequestCount of {lbs[0]}")
+        expect_notifies_only(found[0], topic)
+        note["detail"] = found[0]["AlarmName"]
+    with report.check("alarm on p99 latency notifies the alarm topic") as note:
+        expect(lbs, f"target group {tg_arn} is behind no load balancer")
+        found = [
+            a for a in alarms
+            if a.get("Namespace") == "AWS/ApplicationELB" and a.get("MetricName") == "TargetResponseTime"
+            and a.get("ExtendedStatistic") == "p99"
+            and a.get("Dimensions") == [{"Name": "LoadBalancer", "Value": lbs[0]}]
+        ]  # fmt: skip
+        expect(found, f"no p99 TargetResponseTime alarm on {lbs[0]}")
+        expect_notifies_only(found[0], topic)
+        note["detail"] = f"{found[0]['AlarmName']} > {found[0]['Threshold']} s"
 
 
 def _request(url: str, *, body: dict | None = None, headers: dict | None = None, timeout: float = 10.0):

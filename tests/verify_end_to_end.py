@@ -3,25 +3,28 @@
     pipenv run python tests/verify_end_to_end.py [--env dev] [--timeout 300]
     pipenv run python tests/verify_end_to_end.py --endpoint-url URL --invoke-handler-locally
 
-A small valid CSV must be copied to raw/ and start a run of the training job; a broken one must be
-moved to quarantine/ with ``<name>.reason.json``. Against a real account the deployed Lambda does the
-work (S3 event) and this script waits for it; note that the valid file starts a real training run.
-The emulator does not run Lambda code, so ``--invoke-handler-locally`` calls
-``retrain_lambda.handler.handler(event, None)`` in this process with the S3 event the bucket would
-send, configured with the deployed function's own environment.
+A small valid CSV must be copied to raw/ and start *its* run of the training job: the launch record
+``runs/requests/<run_id>.json`` lists the file's raw/ key, and the Glue job run it names was started
+with ``--run_id <run_id>``. A broken one must be moved to quarantine/ with ``<name>.reason.json`` and be
+in no launch record. Against a real account the deployed Lambda does the work (S3 event) and this
+script waits for it; note that the valid file starts a real training run. The emulator does not run
+Lambda code, so ``--invoke-handler-locally`` builds the Lambda zip as ``deploy`` does, unpacks it into a
+stand-in for the python3.11 runtime (``shipped_lambda.py``) and calls the handler there
+(``_invoke_locally``) with the S3 events the bucket would send, configured with the deployed function's
+own environment.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-import urllib.parse
 import uuid
 from datetime import UTC, datetime
 
-from verify_common import Report, base_parser, expect, expect_equal, open_deployment
+from verify_common import CheckFailed, Report, base_parser, expect, expect_equal, open_deployment, s3_event
+
+REQUESTS_PREFIX = "runs/requests/"  # fraud_detection.launcher.REQUESTS: one launch record per run_id
 
 HEADER = (
     ",trans_date_trans_time,cc_num,merchant,category,amt,first,last,gender,street,city,state,zip,lat,long,"
@@ -44,32 +47,6 @@ def valid_csv() -> bytes:
 def broken_csv() -> bytes:
     # wrong columns and an unparseable amount: violates the data contract
     return b"when,card,amount\nyesterday,1234,lots\n"
-
-
-def s3_event(bucket: str, key: str, size: int, etag: str, sequencer: str) -> dict:
-    """The ObjectCreated:Put event S3 delivers (key URL-encoded, as S3 does)."""
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": os.environ.get("AWS_REGION", "us-east-1"),
-                "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-                "eventName": "ObjectCreated:Put",
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "landing",
-                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {
-                        "key": urllib.parse.quote_plus(key, safe="/"),
-                        "size": size,
-                        "eTag": etag,
-                        "sequencer": sequencer,
-                    },
-                },
-            }
-        ]
-    }
 
 
 def _find(s3, bucket: str, prefix: str, name: str) -> list[str]:
@@ -117,31 +94,74 @@ def run_bucket_checks(dep, report: Report) -> None:
             ):
                 ok = True
         expect(ok, "no Deny of s3:* on the bucket's objects when aws:SecureTransport is false")
+    check_plain_http_refused(dep, report)
+
+
+def check_plain_http_refused(dep, report: Report) -> None:
+    """Behaviour, not the policy text: an object this caller can read over TLS is refused over plain HTTP."""
+    name = "an object readable over TLS is refused over plain HTTP"
+    if not dep.runtime_checks:
+        report.skip(name, f"the emulator at {dep.endpoint_url} serves plain HTTP only and applies no TLS condition")
+        return
+    s3, bucket = dep.client("s3"), dep.bucket
+    listed = s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents", [])
+    if not listed:
+        report.skip(name, f"s3://{bucket} is empty: nothing to read (run the deploy first)")
+        return
+    key = listed[0]["Key"]
+    plain_endpoint = (
+        "http://" + dep.endpoint_url.split("://", 1)[1] if dep.endpoint_url else f"http://s3.{dep.region}.amazonaws.com"
+    )
+    plain = dep.session.client("s3", region_name=dep.region, endpoint_url=plain_endpoint, use_ssl=False)
+    with report.check(name) as note:
+        s3.head_object(Bucket=bucket, Key=key)  # readable over TLS: a refusal below is the TLS rule's
+        try:
+            plain.head_object(Bucket=bucket, Key=key)
+        except plain.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            expect(code in ("403", "AccessDenied"), f"plain HTTP answered {code}, not 403")
+            note["detail"] = f"HEAD {key} over http: {code}"
+        else:
+            raise CheckFailed(f"s3://{bucket}/{key} was served over plain HTTP ({plain_endpoint})")
 
 
 def _invoke_locally(dep, events: list[dict]) -> list:
-    """Run the real handler in-process, configured with the deployed function's environment."""
+    """Run the handler as it ships: the zip ``deploy`` builds, unpacked into the stand-in for the python3.11
+    Lambda runtime (``shipped_lambda.py``), in a subprocess configured with the deployed function's
+    environment. A handler error fails the check, as a failed invocation would."""
+    import shipped_lambda
+    import standin_env
+
     lam = dep.client("lambda")
     fn_env = lam.get_function_configuration(FunctionName=dep.output("RetrainFunctionName"))["Environment"]["Variables"]
-    saved = dict(os.environ)
-    os.environ.update(fn_env)
-    os.environ["FRAUD_AWS_REGION"] = dep.region
-    if dep.endpoint_url:
-        os.environ["FRAUD_AWS_ENDPOINT_URL"] = dep.endpoint_url
-    try:
-        from fraud_detection import settings as settings_module
+    env = {**fn_env, **shipped_lambda.aws_env(dep.region, dep.endpoint_url, dep.session)}
+    with standin_env.scratch("verify-lambda") as work:
+        invocations = shipped_lambda.invoke(shipped_lambda.build_and_unpack(work), events, env)
+    failed = [r for r in invocations.results if "errorType" in r]
+    if failed:
+        raise RuntimeError(f"the handler failed: {failed}\n{invocations.log[-2000:]}")
+    return [r["result"] for r in invocations.results]
 
-        settings_module.get_settings.cache_clear()
-        from retrain_lambda.handler import handler
 
-        return [handler(event, None) for event in events]
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        try:
-            settings_module.get_settings.cache_clear()
-        except NameError:
-            pass
+def _launch_records(s3, bucket: str, since: datetime) -> dict[str, dict]:
+    """run_id -> launch record, for the records written since ``since``."""
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=REQUESTS_PREFIX):
+        for o in page.get("Contents", []):
+            if o["Key"].endswith(".json") and o["LastModified"] >= since:
+                rec = json.loads(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+                out[rec.get("run_id", o["Key"])] = rec | {"_key": o["Key"]}
+    return out
+
+
+def _run_covering(records: dict[str, dict], raw_key: str) -> dict | None:
+    """The launch record whose files hold ``raw_key``, following ``merged_into`` to the run that covers it."""
+    rec = next((r for r in records.values() if raw_key in (r.get("files") or [])), None)
+    for _ in range(len(records)):
+        if rec is None or not rec.get("merged_into"):
+            break
+        rec = records.get(rec["merged_into"], rec | {"merged_into": None, "_unknown_target": rec["merged_into"]})
+    return rec
 
 
 def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout: float) -> None:
@@ -149,56 +169,77 @@ def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout:
     job = dep.output("GlueJobName")
     tag = f"verify-e2e-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     good_name, bad_name = f"{tag}-valid.csv", f"{tag}-broken.csv"
-    started = datetime.now(UTC)
-    runs_before = {r["Id"] for r in glue.get_job_runs(JobName=job).get("JobRuns", [])}
+    started = datetime.now(UTC).replace(microsecond=0)
     events = []
-    with report.check("put a valid and a broken CSV under landing/") as note:
+    with report.check("put a valid and a broken CSV under landing/: stored versioned and encrypted") as note:
         for name, body in ((good_name, valid_csv()), (bad_name, broken_csv())):
             key = f"landing/{name}"
             put = s3.put_object(Bucket=bucket, Key=key, Body=body)
-            events.append(s3_event(bucket, key, len(body), put["ETag"].strip('"'), uuid.uuid4().hex[:16].upper()))
+            # what the bucket does with a write (not its configuration read back): versioned, encrypted
+            expect(
+                put.get("VersionId") not in (None, "", "null"),
+                f"s3://{bucket}/{key} got no version id: versioning is off",
+            )
+            expect(put.get("ServerSideEncryption"), f"s3://{bucket}/{key} was stored unencrypted")
+            events.append(
+                s3_event(bucket, key, len(body), put["ETag"].strip('"'), uuid.uuid4().hex[:16].upper(), dep.region)
+            )
         note["detail"] = f"landing/{tag}-*.csv"
+    handled: list = []
     if invoke_locally:
-        with report.check("handler invoked in-process with the S3 events") as note:
-            results = _invoke_locally(dep, events)
-            note["detail"] = json.dumps(results, default=str)[:200]
+        with report.check("shipped handler (python3.11 stand-in) handles the S3 events") as note:
+            handled = _invoke_locally(dep, events)
+            note["detail"] = json.dumps(handled, default=str)[:200]
 
-    deadline = time.monotonic() + (5 if invoke_locally else timeout)
-    raw, quarantined, reason, new_runs = [], [], [], []
+    waited = 0 if invoke_locally else timeout  # the local handler has finished: nothing to wait for
+    deadline = time.monotonic() + waited
+    raw, quarantined, reason, records, run = [], [], [], {}, None
     while True:
         raw = _find(s3, bucket, "raw/", good_name)
         quarantined = [k for k in _find(s3, bucket, "quarantine/", bad_name) if not k.endswith(".reason.json")]
         reason = [k for k in _find(s3, bucket, "quarantine/", bad_name) if k.endswith(".reason.json")]
-        new_runs = [
-            r for r in glue.get_job_runs(JobName=job).get("JobRuns", [])
-            if r["Id"] not in runs_before and r.get("StartedOn", started) >= started.replace(microsecond=0)
-        ]  # fmt: skip
-        if (raw and quarantined and reason and new_runs) or time.monotonic() > deadline:
+        records = _launch_records(s3, bucket, started)
+        run = _run_covering(records, raw[0]) if raw else None
+        if (quarantined and reason and run and run.get("job_run_id")) or time.monotonic() > deadline:
             break
         time.sleep(5)
 
-    with report.check("valid file copied to raw/") as note:
-        expect(raw, f"no raw/ object named {good_name} after {timeout:.0f}s")
+    with report.check("valid file copied unchanged to raw/ and removed from landing/") as note:
+        expect(raw, f"no raw/ object named {good_name} after {waited:.0f}s")
+        expect(s3.get_object(Bucket=bucket, Key=raw[0])["Body"].read() == valid_csv(), f"{raw[0]} differs")
+        expect(not _exists(s3, bucket, f"landing/{good_name}"), "the valid file is still under landing/")
         note["detail"] = raw[0]
-    with report.check("valid file started a run of the training job") as note:
-        expect(new_runs, f"no new run of {job} since {started:%H:%M:%S}")
-        note["detail"] = f"{new_runs[0]['Id']} ({new_runs[0].get('JobRunState')})"
+    with report.check("valid file started its run: launch record lists it, the Glue run carries its run_id") as note:
+        expect(raw, "no raw/ copy, so no run can list it")
+        expect(run, f"no {REQUESTS_PREFIX}<run_id>.json written since {started:%H:%M:%S} lists {raw[0]}")
+        expect(not run.get("_unknown_target"), f"{run['_key']} was merged into {run.get('_unknown_target')}, "
+                                               "which has no launch record")  # fmt: skip
+        run_id, job_run_id = run.get("run_id"), run.get("job_run_id")
+        expect(job_run_id, f"{run['_key']} is {run.get('status')!r} with no Glue run (queued behind a running job?)")
+        job_run = glue.get_job_run(JobName=job, RunId=job_run_id)["JobRun"]
+        expect_equal(job_run.get("Arguments", {}).get("--run_id"), run_id, f"--run_id of Glue run {job_run_id}")
+        if handled:
+            said = {f.get("key"): f.get("run_id") for r in handled for f in (r or {}).get("files", [])}
+            expect_equal(said.get(f"landing/{good_name}"), run_id, "run_id the handler answered for the valid file")
+        note["detail"] = f"run {run_id} = Glue {job_run_id} ({job_run.get('JobRunState')})"
     with report.check("broken file moved to quarantine/ with its reason") as note:
         expect(quarantined, f"no quarantine/ object named {bad_name}")
         expect(reason, f"no {bad_name}.reason.json under quarantine/")
         body = json.loads(s3.get_object(Bucket=bucket, Key=reason[0])["Body"].read())
-        expect(body, "reason.json is empty")
+        expect(isinstance(body, dict) and body.get("error"), f"reason.json says no error: {body!r:.200}")
+        expect_equal(body.get("source"), f"landing/{bad_name}", "reason.json source")
         expect(not _exists(s3, bucket, f"landing/{bad_name}"), "the broken file is still under landing/")
-        note["detail"] = reason[0]
-    with report.check("broken file started no run") as note:
-        args = json.dumps([r.get("Arguments", {}) for r in new_runs])
-        expect(bad_name not in args, f"a run was started with {bad_name}")
-        note["detail"] = f"{len(new_runs)} new run(s)"
+        note["detail"] = f"{reason[0]}: {body['error'][:80]}"
+    with report.check("broken file reached neither raw/ nor any launch record") as note:
+        expect(not _find(s3, bucket, "raw/", bad_name), f"{bad_name} was copied to raw/")
+        listing = [r["_key"] for r in records.values() if any(bad_name in f for f in r.get("files") or [])]
+        expect(not listing, f"launch records list {bad_name}: {listing}")
+        note["detail"] = f"{len(records)} launch record(s) since {started:%H:%M:%S}"
 
 
 def main(argv: list[str] | None = None, session=None) -> int:
     p = base_parser(__doc__)
-    p.add_argument("--invoke-handler-locally", action="store_true", help="emulator: run the handler in-process")
+    p.add_argument("--invoke-handler-locally", action="store_true", help="emulator: run the shipped zip here")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the deployed Lambda")
     p.add_argument("--no-functional", action="store_true", help="bucket checks only (starts no training)")
     args = p.parse_args(argv)

@@ -2,6 +2,11 @@
 job, its schedule, and the drift alarm its DriftFound metric feeds.
 
 pipenv run python tests/verify_glue_job.py [--env dev] [--stack-name fraud-dev] [--endpoint-url URL]
+    [--alarm-email ADDRESS]
+
+The model-quality and drift alarms must select the metric the code publishes: namespace, metric name and
+dimension from ``fraud_detection.monitoring``, the dimension's value being the model name each job
+publishes under (its ``--model_name``, else the settings default), the floor ``alert_min_roc_auc``.
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ import sys
 
 from verify_common import (
     Report,
+    check_alarm_topic,
+    check_role,
     expect,
     expect_equal,
+    expect_notifies_only,
     run_configuration_checks,
 )
 
@@ -20,11 +28,26 @@ REQUIRED_ARGUMENTS = {
     "--enable-glue-datacatalog": "true",
     "--catalog_mode": "glue",
     "--enable-metrics": "true",
-    "--enable-continuous-cloudwatch-log": "true",
-}
+}  # no --enable-continuous-cloudwatch-log: Glue 5.0 always logs in real time and ignores it
+# (https://docs.aws.amazon.com/glue/latest/dg/monitor-continuous-logging-enable.html)
 BOOKMARK_VALUES = {"job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause"}
-ROC_AUC_FLOOR = 0.89
 LIVE_DRIFT_ARGUMENTS = {"--enable-glue-datacatalog": "true", "--catalog_mode": "glue", "--kv_backend": "dynamodb"}
+
+
+def _settings_default(field: str):
+    from fraud_detection.settings import Settings
+
+    return Settings.model_fields[field].default
+
+
+def published_model_name(job_arguments: dict) -> str:
+    """The ModelName dimension a job publishes under: ``--model_name`` (glue/train_job.py,
+    glue/live_drift_job.py override the setting with it), else the settings default."""
+    return job_arguments.get("--model_name") or _settings_default("registered_model_name")
+
+
+def _role_arn(dep, role: str) -> str:
+    return role if role.startswith("arn:") else f"arn:aws:iam::{dep.account}:role/{role}"
 
 
 def _s3_exists(s3, uri: str) -> bool:
@@ -69,6 +92,9 @@ def run_checks(dep, report: Report) -> None:
         unpinned = [m for m in modules if not re.search(r"==\S+$", m.strip())]
         expect(not unpinned, f"modules without an exact version: {unpinned}")
         expect(any(m.strip().startswith("scikit-learn==") for m in modules), "scikit-learn is not among them")
+        # the list is the whole locked closure: pip must install exactly it, resolving nothing at job start
+        options = args.get("--python-modules-installer-option", "").split()
+        expect("--no-deps" in options, f"--python-modules-installer-option is {options}, without --no-deps")
         note["detail"] = f"{len(modules)} modules"
     with report.check("store, input and catalog arguments") as note:
         expect_equal(args.get("--store_uri"), f"s3://{bucket}", "--store_uri")
@@ -85,10 +111,7 @@ def run_checks(dep, report: Report) -> None:
         expect(job.get("WorkerType") in ("G.1X", "G.2X", "G.4X", "G.8X"), f"WorkerType {job.get('WorkerType')!r}")
         expect((job.get("NumberOfWorkers") or 0) >= 2, f"NumberOfWorkers {job.get('NumberOfWorkers')!r}")
         note["detail"] = f"{job['NumberOfWorkers']} x {job['WorkerType']}"
-    with report.check("job runs as the stack's Glue role"):
-        role = job.get("Role", "")
-        expected_role = dep.output("GlueJobRoleArn")
-        expect(role in (expected_role, expected_role.rsplit("/", 1)[-1]), f"Role is {role!r}, not {expected_role}")
+    check_role(report, dep, "training job", _role_arn(dep, job.get("Role", "")), "glue.amazonaws.com", "GlueJobRoleArn")
     with report.check("job timeout bounded") as note:
         expect(0 < (job.get("Timeout") or 0) <= 24 * 60, f"Timeout {job.get('Timeout')!r} minutes")
         note["detail"] = f"{job['Timeout']} min"
@@ -119,30 +142,44 @@ def run_checks(dep, report: Report) -> None:
         expect(trig.get("State") in ("ACTIVATED", "ACTIVATING"), f"trigger state {trig.get('State')!r}")
         note["detail"] = trig["Schedule"]
 
-    topic = dep.output("AlarmTopicArn")
+    topic = check_alarm_topic(report, dep)
     rule_name = dep.output("GlueJobFailedRuleName")
     _failure_rule_check(dep, report, rule_name, job_name)
     alarms = dep.alarms()
-    with report.check("alarm on training failures"):
+    with report.check("alarm on training failures (the failure rule's TriggeredRules) notifies the topic") as note:
         found = [
             a for a in alarms
-            if a.get("MetricName") == "TriggeredRules"
-            and {"Name": "RuleName", "Value": rule_name} in a.get("Dimensions", [])
+            if a.get("Namespace") == "AWS/Events" and a.get("MetricName") == "TriggeredRules"
+            and a.get("Dimensions") == [{"Name": "RuleName", "Value": rule_name}]
         ]  # fmt: skip
         expect(found, f"no CloudWatch alarm on AWS/Events TriggeredRules for {rule_name}")
-        expect(topic in found[0].get("AlarmActions", []), "the alarm does not notify the alarm topic")
-    with report.check(f"model quality floor: alarm when FraudDetection/TestRocAuc < {ROC_AUC_FLOOR}") as note:
-        found = [a for a in alarms if a.get("Namespace") == "FraudDetection" and a.get("MetricName") == "TestRocAuc"]
-        expect(found, "no alarm on FraudDetection/TestRocAuc")
+        expect_notifies_only(found[0], topic)
+        note["detail"] = found[0]["AlarmName"]
+    check_quality_alarm(report, alarms, published_model_name(args), topic)
+    check_live_drift(dep, report, alarms, args, topic)
+
+
+def check_quality_alarm(report: Report, alarms: list[dict], model_name: str, topic: str | None) -> None:
+    """An alarm on the TestRocAuc the training job publishes, below the code's floor, to the topic."""
+    from fraud_detection import monitoring
+
+    floor = _settings_default("alert_min_roc_auc")
+    metric = f"{monitoring.NAMESPACE}/{monitoring.TEST_ROC_AUC}"
+    with report.check(f"model quality floor: alarm when {metric}[{model_name}] < {floor}") as note:
+        found = [
+            a for a in alarms
+            if a.get("Namespace") == monitoring.NAMESPACE and a.get("MetricName") == monitoring.TEST_ROC_AUC
+        ]  # fmt: skip
+        expect(found, f"no alarm on {metric}")
         alarm = found[0]
+        wanted = [{"Name": monitoring.DIMENSION, "Value": model_name}]
+        expect_equal(alarm.get("Dimensions"), wanted, "dimensions (what the training job publishes)")
         expect_equal(alarm.get("ComparisonOperator"), "LessThanThreshold", "comparison")
-        expect(abs(float(alarm.get("Threshold", 0)) - ROC_AUC_FLOOR) < 1e-9, f"threshold {alarm.get('Threshold')}")
-        expect([d["Name"] for d in alarm.get("Dimensions", [])] == ["ModelName"], "dimension is not ModelName")
-        expect(topic in alarm.get("AlarmActions", []), "the alarm does not notify the alarm topic")
-        if "--model_name" in args:
-            expect_equal(alarm["Dimensions"][0]["Value"], args["--model_name"], "ModelName vs the job's --model_name")
-        note["detail"] = f"ModelName={alarm['Dimensions'][0]['Value']}"
-    check_live_drift(dep, report, alarms)
+        expect(
+            abs(float(alarm.get("Threshold", 0)) - floor) < 1e-9, f"threshold {alarm.get('Threshold')}, floor {floor}"
+        )
+        expect_notifies_only(alarm, topic)
+        note["detail"] = alarm.get("AlarmName")
 
 
 def _failure_rule_check(dep, report: Report, rule_name: str, job_name: str) -> None:
@@ -176,7 +213,7 @@ def _daily(schedule: str) -> bool:
     )
 
 
-def check_live_drift(dep, report: Report, alarms: list[dict]) -> None:
+def check_live_drift(dep, report: Report, alarms: list[dict], train_args: dict, topic: str | None) -> None:
     """The daily live-drift job: script, arguments, role, schedule, failure events, and the drift alarm."""
     glue, s3, bucket = dep.client("glue"), dep.client("s3"), dep.bucket
     job_name = dep.output("LiveDriftJobName")
@@ -204,9 +241,10 @@ def check_live_drift(dep, report: Report, alarms: list[dict]) -> None:
         hours = args.get("--hours", "")
         expect(hours.replace(".", "", 1).isdigit() and float(hours) > 0, f"--hours is {hours!r}")
         note["detail"] = f"last {hours} h of {args['--prediction_log_table']}"
-    with report.check("live-drift job runs as its own role, one run at a time, bounded") as note:
-        role, expected_role = job.get("Role", ""), dep.output("LiveDriftJobRoleArn")
-        expect(role in (expected_role, expected_role.rsplit("/", 1)[-1]), f"Role is {role!r}, not {expected_role}")
+    check_role(
+        report, dep, "live-drift job", _role_arn(dep, job.get("Role", "")), "glue.amazonaws.com", "LiveDriftJobRoleArn"
+    )
+    with report.check("live-drift job: one run at a time, bounded") as note:
         expect_equal(job.get("ExecutionProperty", {}).get("MaxConcurrentRuns"), 1, "MaxConcurrentRuns")
         expect(0 < (job.get("Timeout") or 0) <= 24 * 60, f"Timeout {job.get('Timeout')!r} minutes")
         note["detail"] = f"{job['Timeout']} min"
@@ -221,16 +259,23 @@ def check_live_drift(dep, report: Report, alarms: list[dict]) -> None:
         note["detail"] = trig.get("Schedule")
     _failure_rule_check(dep, report, dep.output("LiveDriftJobFailedRuleName"), job_name)
 
-    topic = dep.output("AlarmTopicArn")
-    with report.check("drift alarm on FraudDetection/DriftFound for the job's --model_name") as note:
-        found = [a for a in alarms if a.get("Namespace") == "FraudDetection" and a.get("MetricName") == "DriftFound"]
-        expect(found, "no alarm on FraudDetection/DriftFound")
+    from fraud_detection import monitoring
+
+    names = {published_model_name(train_args), published_model_name(args)}
+    metric = f"{monitoring.NAMESPACE}/{monitoring.DRIFT_FOUND}"
+    with report.check(f"drift alarm on {metric}, the dimension both jobs publish under, notifies the topic") as note:
+        expect(len(names) == 1, f"the training and live-drift jobs publish DriftFound under different names {names}")
+        found = [
+            a for a in alarms
+            if a.get("Namespace") == monitoring.NAMESPACE and a.get("MetricName") == monitoring.DRIFT_FOUND
+        ]  # fmt: skip
+        expect(found, f"no alarm on {metric}")
         alarm = found[0]
-        wanted = [{"Name": "ModelName", "Value": args.get("--model_name")}]
+        wanted = [{"Name": monitoring.DIMENSION, "Value": names.pop()}]
         expect_equal(alarm.get("Dimensions"), wanted, "dimensions (the metric's, from --model_name)")
         expect_equal(alarm.get("ComparisonOperator"), "GreaterThanOrEqualToThreshold", "comparison")
         expect(float(alarm.get("Threshold", 0)) == 1.0, f"threshold {alarm.get('Threshold')}")
-        expect(topic in alarm.get("AlarmActions", []), "the alarm does not notify the alarm topic")
+        expect_notifies_only(alarm, topic)
         note["detail"] = alarm.get("AlarmName")
 
 

@@ -1,27 +1,81 @@
-"""Deployment check: the retraining function (Lambda), its trigger, failure destination and state table.
+"""Deployment check: the retraining function (Lambda), the code it runs, its answer to a probe event,
+its trigger, failure destination and state table.
 
 pipenv run python tests/verify_lambda_function.py [--env dev] [--stack-name fraud-dev] [--endpoint-url URL]
+    [--lambda-zip dist/lambda/retrain.zip]
+
+The code: the function's ``CodeSha256`` must be the SHA-256 of the uploaded ``code/lambda/retrain.zip`` and
+of the zip the deploy built (``--lambda-zip``); that package must hold every dependency the deploy vendors
+(at the locked version, every file of its RECORD, a wheel the runtime loads) and every module the
+handler imports when it loads. The answer: the function is invoked with an S3 ObjectCreated event for a
+key outside ``landing/``, which the handler answers "ignored" without reading, writing or starting
+anything. The emulator cannot run Lambda code, so there that step is skipped and says so.
 """
 
 from __future__ import annotations
 
-import io
+import ast
+import base64
 import json
 import sys
-import zipfile
+import urllib.request
+import uuid
+from pathlib import Path
 
+import lambda_package
 from verify_common import (
+    ROOT,
+    CheckFailed,
     Report,
+    base_parser,
     check_log_group,
+    check_role,
     check_table,
     expect,
     expect_equal,
-    run_configuration_checks,
+    open_deployment,
+    s3_event,
 )
 
 HANDLER = "retrain_lambda.handler.handler"
 RUNTIME = "python3.11"
-PACKAGE_MEMBERS = ("retrain_lambda/handler.py", "fraud_detection/settings.py")
+CODE_KEY = "code/lambda/retrain.zip"
+DEFAULT_LAMBDA_ZIP = ROOT / "dist" / "lambda" / "retrain.zip"
+# A key the handler ignores (outside landing/): the probe reads, writes and starts nothing.
+PROBE_PREFIX = "verify/lambda-probe/"
+
+
+def _deploy_constants():
+    """What the deploy packs into the zip (one list, read from the deploy script)."""
+    from infra import deploy
+
+    return deploy.LAMBDA_PACKAGES, deploy.LAMBDA_DEPENDENCIES
+
+
+def locked_versions(distributions: tuple[str, ...]) -> dict[str, str]:
+    """distribution -> the version Pipfile.lock pins (what the deploy installs into the zip)."""
+    lock = json.loads((ROOT / "Pipfile.lock").read_text())["default"]
+    out = {}
+    for name in distributions:
+        entry = lock.get(name) or lock.get(name.lower()) or {}
+        if entry.get("version"):
+            out[name] = entry["version"].lstrip("=")
+    return out
+
+
+def probe_event(bucket: str, region: str) -> tuple[dict, str]:
+    key = f"{PROBE_PREFIX}{uuid.uuid4().hex}.csv"
+    return s3_event(bucket, key, 0, "0" * 32, uuid.uuid4().hex[:16].upper(), region), key
+
+
+def check_probe_answer(answer, key: str) -> None:
+    """The handler's answer to the probe: that one key, ignored, and no training requested."""
+    expect(isinstance(answer, dict), f"the answer is not the handler's summary: {answer!r:.300}")
+    files = answer.get("files")
+    expect(isinstance(files, list) and len(files) == 1, f"expected one file outcome, got {answer!r:.300}")
+    expect_equal(files[0].get("key"), key, "file outcome key")
+    expect_equal(files[0].get("status"), "ignored", f"outcome of {key} (outside landing/)")
+    expect(answer.get("launch") is None, f"the probe requested a training run: {answer.get('launch')!r}")
 
 
 def run_checks(dep, report: Report) -> None:
@@ -42,8 +96,7 @@ def run_checks(dep, report: Report) -> None:
         expect(30 <= cfg.get("Timeout", 0) <= 900, f"timeout {cfg.get('Timeout')}s")
         expect(128 <= cfg.get("MemorySize", 0) <= 3008, f"memory {cfg.get('MemorySize')} MB")
         note["detail"] = f"{cfg['Timeout']} s, {cfg['MemorySize']} MB"
-    with report.check("runs as the stack's retrain role"):
-        expect_equal(cfg.get("Role"), dep.output("RetrainFunctionRoleArn"), "role")
+    check_role(report, dep, "function", cfg.get("Role", ""), "lambda.amazonaws.com", "RetrainFunctionRoleArn")
 
     env = cfg.get("Environment", {}).get("Variables", {})
     job = dep.output("GlueJobName")
@@ -64,10 +117,11 @@ def run_checks(dep, report: Report) -> None:
         suspicious = [k for k in env if any(w in k.upper() for w in ("SECRET", "PASSWORD", "API_KEY", "HASH_KEY"))]
         expect(not suspicious, f"secret-looking variables: {suspicious}")
 
-    with report.check("reserved concurrency") as note:
+    with report.check("not throttled to zero (reserved concurrency unset or >= 1)") as note:
+        # Reserving is optional (accounts with a low concurrency quota cannot); reserving 0 stops the function.
         conc = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
-        expect(conc and conc >= 1, "no reserved concurrency: a burst of files could exhaust the account's pool")
-        note["detail"] = str(conc)
+        expect(conc is None or conc >= 1, f"reserved concurrency {conc}: every invocation is throttled")
+        note["detail"] = "unreserved (account pool)" if conc is None else f"{conc} reserved"
     dlq_arn = dep.output("RetrainDlqArn")
     with report.check("failed events go to the dead-letter queue") as note:
         destinations = []
@@ -109,18 +163,108 @@ def run_checks(dep, report: Report) -> None:
                 ok = True
         expect(ok, "no statement lets s3.amazonaws.com invoke it with SourceArn = the bucket")
 
-    with report.check("code package holds the handler and the domain library") as note:
-        body = dep.client("s3").get_object(Bucket=bucket, Key="code/lambda/retrain.zip")["Body"].read()
-        names = set(zipfile.ZipFile(io.BytesIO(body)).namelist())
-        missing = [m for m in PACKAGE_MEMBERS if m not in names]
-        expect(not missing, f"s3://{bucket}/code/lambda/retrain.zip lacks {missing}")
-        note["detail"] = f"{len(names)} files"
+    check_code(dep, report, cfg, bucket)
+    check_invoke(dep, report, name, bucket)
     check_table(report, dep, "idempotency", table, [("id", "S", "HASH")])
     check_log_group(report, dep, "function", f"/aws/lambda/{name}")
 
 
+def _deployed_package(dep, cfg: dict, uploaded: bytes | None) -> tuple[bytes | None, str]:
+    """The bytes the function runs: from Lambda itself on an account, else the upload whose hash matches."""
+    if not dep.endpoint_url:
+        location = dep.client("lambda").get_function(FunctionName=cfg["FunctionName"])["Code"].get("Location", "")
+        if location.startswith("https://"):
+            with urllib.request.urlopen(location, timeout=120) as resp:  # noqa: S310 - Lambda's presigned URL
+                return resp.read(), "the package Lambda serves (get_function Code.Location)"
+    if uploaded is not None and lambda_package.b64_sha256(uploaded) == cfg.get("CodeSha256"):
+        return uploaded, f"s3://{dep.bucket}/{CODE_KEY} (same SHA-256 as the function's code)"
+    return None, ""
+
+
+def check_code(dep, report: Report, cfg: dict, bucket: str) -> None:
+    """The function runs the uploaded / built zip, and that zip holds what the handler needs."""
+    code_sha = cfg.get("CodeSha256")
+    uploaded: bytes | None = None
+    with report.check(f"function runs the uploaded s3://{bucket}/{CODE_KEY}") as note:
+        uploaded = dep.client("s3").get_object(Bucket=bucket, Key=CODE_KEY)["Body"].read()
+        got = lambda_package.b64_sha256(uploaded)
+        expect(got == code_sha, f"CodeSha256 of the function is {code_sha}, of the uploaded zip {got}: the stack "
+                                "was not updated after the upload (run the deploy script)")  # fmt: skip
+        note["detail"] = f"CodeSha256 {code_sha}"
+    local = Path(dep.args.lambda_zip)
+    if local.is_file():
+        with report.check(f"function runs the zip the deploy built ({local})"):
+            got = lambda_package.b64_sha256(local.read_bytes())
+            expect(got == code_sha, f"CodeSha256 of the function is {code_sha}, of {local} {got}: the function "
+                                    "runs another build than this checkout's (deploy again)")  # fmt: skip
+    else:
+        report.skip("function runs the zip the deploy built", f"no local build at {local} (--lambda-zip)")
+
+    packages, dependencies = _deploy_constants()
+    data, source = _deployed_package(dep, cfg, uploaded)
+    pkg = None
+    with report.check("the function's package can be read") as note:
+        expect(data is not None, "neither Lambda's copy nor an upload with the function's CodeSha256 is readable")
+        pkg = lambda_package.Package.from_bytes(data)
+        note["detail"] = f"{len(pkg.files)} files from {source}"
+    if pkg is None:
+        return
+    architecture = (cfg.get("Architectures") or ["x86_64"])[0]
+    with report.check(f"package vendors {', '.join(dependencies)} at the locked versions") as note:
+        locked = locked_versions(dependencies)
+        unlocked = sorted(set(dependencies) - set(locked))
+        expect(not unlocked, f"Pipfile.lock pins no version of {unlocked}")
+        problems = lambda_package.vendored_problems(pkg, locked, architecture)
+        expect(not problems, "; ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""))
+        note["detail"] = ", ".join(f"{k}=={v}" for k, v in locked.items())
+    module, _, func = cfg.get("Handler", HANDLER).rpartition(".")
+    with report.check(f"package holds {', '.join(packages)} and every module {module} imports") as note:
+        for package in packages:
+            expect(f"{package}/__init__.py" in pkg.files, f"{package}/ is not in the package")
+        path = pkg.module_file(module)
+        expect(path and path.endswith(".py"), f"the handler's module {module} is not in the package")
+        names = {n.name for n in ast.parse(pkg.files[path]).body if hasattr(n, "name")}
+        expect(func in names, f"{path} defines no {func}")
+        problems = lambda_package.import_closure_problems(pkg, module, tuple(packages))
+        expect(not problems, "; ".join(problems))
+        note["detail"] = f"{module}.{func}"
+
+
+def check_invoke(dep, report: Report, name: str, bucket: str) -> None:
+    """Invoke the function with a probe event and check the handler's own answer."""
+    what = "invoke the function with a probe event"
+    if not dep.runtime_checks:
+        report.skip(what, dep.runtime_skip_reason("run Lambda code"))
+        return
+    event, key = probe_event(bucket, dep.region)
+    with report.check(f"{what} (key {key}, outside landing/): answered 'ignored'") as note:
+        resp = dep.client("lambda").invoke(
+            FunctionName=name, InvocationType="RequestResponse", LogType="Tail", Payload=json.dumps(event).encode()
+        )
+        payload = resp["Payload"].read()
+        tail = base64.b64decode(resp.get("LogResult", "") or b"").decode(errors="replace").strip().splitlines()[-5:]
+        expect(resp.get("StatusCode") == 200, f"invoke status {resp.get('StatusCode')}")
+        if resp.get("FunctionError"):
+            raise CheckFailed(f"the function failed ({resp['FunctionError']}): {payload[:500]!r}; log: {tail}")
+        try:
+            answer = json.loads(payload or b"null")
+        except ValueError as exc:
+            raise CheckFailed(f"the answer is not JSON: {payload[:300]!r}") from exc
+        check_probe_answer(answer, key)
+        note["detail"] = f"{resp.get('ExecutedVersion', '$LATEST')}: {json.dumps(answer)[:120]}"
+
+
 def main(argv: list[str] | None = None, session=None) -> int:
-    return run_configuration_checks(__doc__, "lambda", run_checks, argv, session)
+    p = base_parser(__doc__)
+    p.add_argument(
+        "--lambda-zip", default=str(DEFAULT_LAMBDA_ZIP), help="the zip the deploy built (default dist/lambda/)"
+    )
+    args = p.parse_args(argv)
+    report = Report("lambda")
+    dep = open_deployment(args, report, session=session)
+    if dep is not None:
+        run_checks(dep, report)
+    return report.summary()
 
 
 if __name__ == "__main__":

@@ -19,9 +19,11 @@ Exit code: 0 no drift, 3 drift found, 1 failure, 2 nothing to compare.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from fraud_cli.output import emit_json
+from fraud_cli.output import summary as say
 
 NAME = "drift"
 HELP = (
@@ -70,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
     if summary is None:
         return 2
     if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+        emit_json(summary)
     where = store.uri(summary["report"].rsplit("/", 1)[0] + "/report.html")
     if summary["drift_found"]:
-        print(f"drift: DRIFT FOUND in {', '.join(summary['features'])} - report {where}")
+        say(f"drift: DRIFT FOUND in {', '.join(summary['features'])} - report {where}")
         return EXIT_DRIFT
-    print(f"drift: no drift found - report {where}")
+    say(f"drift: no drift found - report {where}")
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+
+from fraud_cli.output import emit_json, summary
 
 NAME = "monitor"
 HELP = (
@@ -29,11 +30,11 @@ def run(args: argparse.Namespace) -> int:
     for alert in result.firing:
         log.error(f"ALERT FIRING: {alert}", extra={"alert": alert})
     if args.json:
-        print(json.dumps({"ok": result.ok, "firing": result.firing, "checked": result.checked}, indent=2, default=str))
+        emit_json({"ok": result.ok, "firing": result.firing, "checked": result.checked})
     if result.firing:
-        print(f"monitor: ALERT - {len(result.firing)} alert(s) firing: " + " | ".join(result.firing))
+        summary(f"monitor: ALERT - {len(result.firing)} alert(s) firing: " + " | ".join(result.firing))
         return 1
     champ = result.checked.get("champion", {})
     auc = champ.get("roc_auc", float("nan"))
-    print(f"monitor: ok - champion {champ.get('model_version')} ROC-AUC {auc:.4f}, no drift")
+    summary(f"monitor: ok - champion {champ.get('model_version')} ROC-AUC {auc:.4f}, no drift")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from fraud_cli.output import emit_json, summary
+
 NAME = "runs"
 HELP = "List recent training runs: trigger, input files, status, metrics, promotion decision (and pending requests)."
 
@@ -70,11 +72,11 @@ def run(args: argparse.Namespace) -> int:
 
     store = store_from_settings(get_settings())
     if args.run_id:
-        print(load_run(store, args.run_id).model_dump_json(indent=2))
+        emit_json(load_run(store, args.run_id).model_dump(mode="json"))
         return 0
     doc = collect(store, args.limit)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        emit_json(doc)
     else:
         for q in doc["queued"]:
             print(f"{q['run_id']}  {q['trigger']:<8} {q['status']:<9} waiting for the running job; files: {q['files']}")
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             if r["error"]:
                 print(f"    error: {r['error']}")
     failed = sum(r["status"] == "failed" for r in doc["runs"])
-    print(
+    summary(
         f"runs: {len(doc['runs'])} shown ({failed} failed), {len(doc['queued'])} queued; "
         f"latest = {doc['latest'] or 'none'}"
     )

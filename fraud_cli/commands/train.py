@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import date
 from typing import get_args
 
+from fraud_cli.output import emit_json, summary
 from fraud_detection.settings import Settings
 
 MODEL_TYPES = get_args(Settings.model_fields["model"].annotation)  # hgb, rf, cluster: one list
@@ -46,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--trigger", default="manual", help="recorded in the run record (manual, file, schedule)")
     p.add_argument("--run-id", default=None, help="run id to record under (default: a new one)")
+    p.add_argument("--json", action="store_true", help="print the run's result as JSON on stdout")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,22 +78,20 @@ def run(args: argparse.Namespace) -> int:
     finally:
         spark.stop()
     rec = result.record
-    summary = {k: round(v, 4) for k, v in rec.metrics.items() if isinstance(v, float)}
-    print(
-        json.dumps(
+    metrics = {k: round(v, 4) for k, v in rec.metrics.items() if isinstance(v, float)}
+    if args.json:
+        emit_json(
             {
                 "run_id": rec.run_id,
                 "version": rec.version,
                 "status": rec.status,
-                "metrics": summary,
+                "metrics": metrics,
                 "quarantined": rec.quarantined_files,
                 "timings_s": rec.timings_s,
-            },
-            indent=2,
+            }
         )
-    )
     verdict = "published as latest" if result.promoted else "NOT published"
-    print(
+    summary(
         f"train: {rec.status}: model {rec.version} {verdict} ({rec.promotion['reason']}); "
         f"report {store.uri(f'models/{rec.version}/report.html')}"
     )

@@ -9,8 +9,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from api.fast_model import PredictProbaScorer, TreeEnsembleScorer, check_agreement, compile_model
 from fraud_detection import artifacts
-from fraud_detection.fast_model import PredictProbaScorer, TreeEnsembleScorer, check_agreement, compile_model
 
 
 @pytest.fixture(scope="module")

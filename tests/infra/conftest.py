@@ -1,8 +1,9 @@
 """Fixtures: the local AWS emulator and the stack deployed into it from ``infra/template.yaml``.
 
-The deployment goes through ``infra.deploy.deploy`` with ``--endpoint-url``, i.e. the same packaging,
-upload and bootstrap -> full sequence as against a real account, with the resources created from the
-template's own definitions by ``infra.emulator`` (moto's CloudFormation skips too much to be trusted).
+The deployment goes through ``infra.deploy.deploy``, i.e. the same packaging, upload and bootstrap ->
+full sequence as against a real account, with the emulator's provisioner injected: the resources are
+created from the template's own definitions by ``tools.emulator.provisioner`` (moto's CloudFormation
+skips too much to be trusted).
 Broken variants are the same template with one property changed.
 """
 
@@ -12,7 +13,6 @@ import copy
 import json
 import sys
 import urllib.request
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +26,14 @@ for p in (str(ROOT), str(TESTS)):
         sys.path.insert(0, p)
 
 from infra import deploy as deploy_mod  # noqa: E402
-from infra.cfn import load_template  # noqa: E402
-from infra.emulator_server import start  # noqa: E402
+from tools.emulator.cfn import load_template  # noqa: E402
+from tools.emulator.provisioner import EmulatorProvisioner  # noqa: E402
+from tools.emulator.server import start  # noqa: E402
 
 ENV = "ci"
 STACK = f"fraud-{ENV}"
 REGION = "us-east-1"
+API_DOMAIN = "api.example.com"
 
 
 @pytest.fixture(scope="session")
@@ -59,19 +61,10 @@ def reset(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory) -> deploy_mod.Artifacts:
-    """The real Glue build; the Lambda zip of the real packages (without vendored wheels: no network)."""
+    """The real Glue build; the Lambda zip as the deploy builds it, vendored dependencies included."""
     dist = tmp_path_factory.mktemp("dist")
     glue = deploy_mod.build_glue(dist / "glue")
-    lambda_zip = dist / "lambda" / "retrain.zip"
-    try:
-        lambda_zip = deploy_mod.build_lambda_zip(dist / "lambda", with_dependencies=False)
-    except deploy_mod.DeployError:
-        # retrain_lambda/ not written yet: package what exists, so the infrastructure can still be checked
-        lambda_zip.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(lambda_zip, "w") as zf:
-            for pkg in ("retrain_lambda", "fraud_detection"):
-                for path in sorted((ROOT / pkg).rglob("*.py")) if (ROOT / pkg).is_dir() else []:
-                    zf.write(path, path.relative_to(ROOT).as_posix())
+    lambda_zip = deploy_mod.build_lambda_zip(dist / "lambda", with_dependencies=True)
     modules = glue["additional_python_modules.txt"].read_text().strip()
     return deploy_mod.Artifacts(
         glue["train_job.py"], glue["fraud_detection.zip"], modules, lambda_zip, glue["live_drift_job.py"]
@@ -83,9 +76,16 @@ class Deployed:
     url: str
     outputs: dict
     session: object
+    lambda_zip: Path | None = None
 
     def argv(self, *extra: str) -> list[str]:
         return ["--env", ENV, "--stack-name", STACK, "--region", REGION, "--endpoint-url", self.url, *extra]
+
+    def argv_for(self, module, *extra: str) -> list[str]:
+        """``argv`` plus, for the Lambda check, the zip this deployment uploaded (not a dist/ in the checkout)."""
+        if module.__name__ == "verify_lambda_function" and self.lambda_zip is not None:
+            extra = ("--lambda-zip", str(self.lambda_zip), *extra)
+        return self.argv(*extra)
 
 
 def deploy_into(
@@ -114,15 +114,18 @@ def deploy_into(
     argv = [
         "--env", ENV, "--stack-name", STACK, "--region", REGION, "--endpoint-url", emulator,
         "--vpc-id", vpc, "--private-subnets", ",".join(subnets[:2]), "--public-subnets", ",".join(subnets[2:]),
-        "--certificate-arn", cert, "--api-image-tag", image_tag,
+        "--certificate-arn", cert, "--api-domain-name", API_DOMAIN, "--api-image-tag", image_tag,
         "--enable-waf", options.get("waf", "true"), "--no-lambda-deps", "--dist", str(dist),
     ]  # fmt: skip
+    if options.get("alarm_email"):
+        argv += ["--alarm-email", options["alarm_email"]]
     args = parser.parse_args(argv)
     template = None
     if mutate is not None:
         template = copy.deepcopy(load_template())
         mutate(template)
-    outputs = deploy_mod.deploy(args, session=session, artifacts=artifacts, template=template)
+    provisioner = EmulatorProvisioner(session, emulator, REGION, template=template)
+    outputs = deploy_mod.deploy(args, provisioner, session=session, artifacts=artifacts)
     # what `docker push` would have done: the image the task definition names is in the repository
     ecr = session.client("ecr", endpoint_url=emulator)
     manifest = {
@@ -137,13 +140,14 @@ def deploy_into(
     }
     repo = outputs["ApiRepositoryUri"].rsplit("/", 1)[1]
     ecr.put_image(repositoryName=repo, imageManifest=json.dumps(manifest), imageTag=image_tag)
-    return Deployed(emulator, outputs, session)
+    return Deployed(emulator, outputs, session, artifacts.lambda_zip)
 
 
 @pytest.fixture
 def deploy_stack(emulator, artifacts, tmp_path) -> Callable[..., Deployed]:
-    def _deploy(mutate: Callable[[dict], None] | None = None, **options) -> Deployed:
-        return deploy_into(emulator, artifacts, tmp_path / "dist", mutate, **options)
+    def _deploy(mutate: Callable[[dict], None] | None = None, *, code=None, **options) -> Deployed:
+        """``code``: other build artifacts than the session's (e.g. a broken Lambda zip)."""
+        return deploy_into(emulator, code or artifacts, tmp_path / "dist", mutate, **options)
 
     return _deploy
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from verify_iam_roles import PolicySet
 
-from infra.cfn import Resolver, creation_order, load_template, parameter_values
+from tools.emulator.cfn import Resolver, creation_order, load_template, parameter_values
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
 REQUIRED = {"VpcId": "vpc-1", "PrivateSubnetIds": "subnet-1", "PublicSubnetIds": "subnet-2",
-            "CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x"}  # fmt: skip
+            "CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x",
+            "ApiDomainName": "api.example.com"}  # fmt: skip
 
 
 def test_cfn_lint_clean():
@@ -42,6 +43,7 @@ def test_names_derive_from_environment(env):
     r = Resolver(t, parameter_values(t, {**REQUIRED, "EnvName": env, "LambdaCodeVersion": "v1"}),
                  account_id="123456789012", region="eu-west-1", stack_name=f"fraud-{env}")  # fmt: skip
     r.refs["CardHashKeySecret"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x"
+    r.attrs["DataKey"] = {"Arn": "arn:aws:kms:eu-west-1:123456789012:key/k"}
     job = t["Resources"]["TrainJob"]["Properties"]
     assert r.resolve(job["Name"]) == f"fraud-train-{env}"
     assert r.resolve(job["GlueVersion"]) == "5.0"
@@ -111,6 +113,7 @@ def _resolver(t: dict) -> Resolver:
     r = Resolver(t, parameter_values(t, {**REQUIRED, "EnvName": "dev", "LambdaCodeVersion": "v1"}),
                  account_id=ACCOUNT, region=REGION, stack_name="fraud-dev")  # fmt: skip
     r.refs["CardHashKeySecret"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:x"
+    r.attrs["DataKey"] = {"Arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k"}
     r.refs["PredictionLogTable"] = "fraud-dev-prediction-log"
     for logical, name in (("PredictionLogTable", "prediction-log"), ("CardHistoryTable", "card-history"),
                           ("IdempotencyTable", "idempotency")):  # fmt: skip
@@ -158,6 +161,8 @@ def test_live_drift_role_may_scan_the_prediction_log_and_little_else():
         ("s3:GetObject", f"{BUCKET_ARN}/features/year=2019/month=8/part-0.parquet", {}),
         ("s3:PutObject", f"{BUCKET_ARN}/reports/drift/live-reference/v1.json", {}),
         ("s3:ListBucket", BUCKET_ARN, {"s3:prefix": "reports/drift/live-reference/v1.json"}),
+        ("s3:ListBucket", BUCKET_ARN, {}),  # unconditioned: HeadObject on a missing key must answer 404
+        ("glue:GetDatabase", f"arn:aws:glue:{REGION}:{ACCOUNT}:database/global_temp", {}),
         ("glue:GetTable", f"arn:aws:glue:{REGION}:{ACCOUNT}:table/fraud/features", {}),
         ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "FraudDetection"}),
     ]

@@ -81,3 +81,27 @@ def test_end_to_end_with_handler_in_process(healthy, capsys):
     rc = verify_end_to_end.main(healthy.argv("--invoke-handler-locally"))
     out = capsys.readouterr().out
     assert rc == 0, out
+
+
+def test_real_handler_answers_the_lambda_probe_and_touches_nothing(healthy):
+    """The probe ``verify_lambda_function`` invokes the deployed function with: the real handler, configured
+    as the function is, answers it in a way ``check_probe_answer`` accepts, and writes nothing."""
+    import verify_common
+    import verify_lambda_function
+
+    args = verify_common.base_parser("").parse_args(healthy.argv())
+    dep = verify_common.Deployment(args, session=healthy.session)
+    s3 = dep.client("s3")
+
+    def objects() -> list[tuple[str, str]]:
+        listed = s3.list_object_versions(Bucket=dep.bucket)
+        return sorted((v["Key"], v["VersionId"]) for v in listed.get("Versions", []))
+
+    def claims() -> list:
+        return dep.client("dynamodb").scan(TableName=dep.output("IdempotencyTableName"))["Items"]
+
+    before = (objects(), claims())
+    event, key = verify_lambda_function.probe_event(dep.bucket, dep.region)
+    [answer] = verify_end_to_end._invoke_locally(dep, [event])
+    verify_lambda_function.check_probe_answer(answer, key)
+    assert (objects(), claims()) == before

@@ -99,8 +99,8 @@ def closed_port() -> int:
 
 @pytest.fixture(scope="session")
 def aws_emulator() -> Iterator[str]:
-    """The emulator ``python -m infra.emulator_server`` runs (same starter): real HTTP from boto3, no patching."""
-    from infra.emulator_server import start
+    """The emulator ``python -m tools.emulator.server`` runs (same starter): real HTTP from boto3, no patching."""
+    from tools.emulator.server import start
 
     server, url = start(0)
     yield url

@@ -1,11 +1,13 @@
-"""The local AWS emulator: moto in server mode on 127.0.0.1, with one documented adjustment.
+"""The local AWS emulator: moto in server mode on 127.0.0.1, with documented adjustments.
 
-    python -m infra.emulator_server [--port 5000]
+    python -m tools.emulator.server [--port 5000]
 
 moto applies a bucket policy's Deny statements but ignores their Conditions, so the template's
-TLS-only statement (Deny s3:* when aws:SecureTransport is "false") would deny every object request.
-Here, statements conditioned only on ``aws:SecureTransport`` = false are not applied: requests to the
-emulator count as TLS. The policy document itself is stored unchanged (the checks read it).
+conditional Deny statements would deny every request they name. Two kinds are not applied here:
+- conditioned only on ``aws:SecureTransport`` = false (TLS only): requests to the emulator count as TLS;
+- conditioned only on the SSE-KMS key id header (raw/ and quarantine/ under the data key): moto's policy
+  check does not see request headers; the writers' headers are tested instead (tests/infra/test_data_key.py).
+The policy document itself is stored unchanged (the checks read it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,19 @@ def _tls_only_statement(statement: dict) -> bool:
     )
 
 
+def _kms_key_header_statement(statement: dict) -> bool:
+    cond = statement.get("Condition") or {}
+    return (
+        statement.get("Effect") == "Deny"
+        and list(cond) == ["StringNotEquals"]
+        and [k.lower() for k in cond["StringNotEquals"]] == ["s3:x-amz-server-side-encryption-aws-kms-key-id"]
+    )
+
+
+def _not_applied(statement: dict) -> bool:
+    return _tls_only_statement(statement) or _kms_key_header_statement(statement)
+
+
 def patch_moto() -> None:
     global _PATCHED
     if _PATCHED:
@@ -39,7 +54,7 @@ def patch_moto() -> None:
         doc = json.loads(self.policy.decode() if isinstance(self.policy, bytes) else self.policy)
         statements = doc.get("Statement", [])
         statements = [statements] if isinstance(statements, dict) else statements
-        kept = [s for s in statements if not _tls_only_statement(s)]
+        kept = [s for s in statements if not _not_applied(s)]
         if not kept:
             return PermissionResult.NEUTRAL
         return IAMPolicy(json.dumps({**doc, "Statement": kept})).is_action_permitted(action, resource)

@@ -3,7 +3,7 @@
 Used by the emulator provisioner (which creates each resource through the service APIs, because
 moto's CloudFormation silently skips several resource types) and by the checks that need the
 template's own expectations. Supports what ``infra/template.yaml`` uses: Ref, Fn::Sub, Fn::GetAtt,
-Fn::If / Equals / Not / And / Or, Fn::Join, Fn::Select, Condition, DependsOn and AWS::NoValue.
+Fn::If / Equals / Not / And / Or, Fn::Contains (Rules), Fn::Join, Fn::Select, Condition, DependsOn and AWS::NoValue.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
 
 
 class TemplateError(ValueError):
@@ -201,6 +201,10 @@ class Resolver:
     def _fn_Or(self, arg: list) -> bool:
         return any(self.resolve(v) for v in arg)
 
+    def _fn_Contains(self, arg: list) -> bool:  # Rules only
+        items, value = arg
+        return str(self.resolve(value)) in [str(v) for v in self.resolve(items)]
+
     def _fn_Join(self, arg: list) -> str:
         sep, items = arg
         return sep.join(str(v) for v in self.resolve(items))
@@ -208,6 +212,18 @@ class Resolver:
     def _fn_Select(self, arg: list) -> Any:
         index, items = arg
         return self.resolve(items)[int(self.resolve(index))]
+
+    # --- rules ------------------------------------------------------------------------------
+    def failed_rules(self) -> list[str]:
+        """The template's ``Rules`` whose assertions fail for these parameters (their descriptions)."""
+        failed = []
+        for name, rule in self.template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"]):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not self.resolve(assertion["Assert"]):
+                    failed.append(f"{name}: {assertion.get('AssertDescription', 'assertion failed')}")
+        return failed
 
     # --- outputs ----------------------------------------------------------------------------
     def outputs(self) -> dict[str, str]:

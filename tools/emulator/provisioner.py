@@ -25,9 +25,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from infra.cfn import Resolver, creation_order, load_template, parameter_values
+from tools.emulator.cfn import Resolver, creation_order, load_template, parameter_values
 
-log = logging.getLogger("infra.emulator")
+log = logging.getLogger("tools.emulator")
 STATE_KEY = "FraudEmulatorState"
 
 
@@ -102,10 +102,13 @@ class Created:
 
 # --------------------------------------------------------------------------------- provisioner
 class EmulatorProvisioner:
-    def __init__(self, session: boto3.Session, endpoint_url: str, region: str) -> None:
+    """``infra.deploy.Provisioner`` for the emulator; ``template`` (tests) replaces infra/template.yaml."""
+
+    def __init__(self, session: boto3.Session, endpoint_url: str, region: str, template: Mapping | None = None) -> None:
         self.session = session
         self.endpoint_url = endpoint_url
         self.region = region
+        self.template = template
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str):
@@ -114,6 +117,19 @@ class EmulatorProvisioner:
                 service, endpoint_url=self.endpoint_url, region_name=self.region
             )
         return self._clients[service]
+
+    # --- infra.deploy.Provisioner ----------------------------------------------------------------
+    def current_outputs(self, stack_name: str) -> dict[str, str] | None:
+        try:
+            stack = self.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+        except ClientError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise
+        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+    def apply(self, stack_name: str, parameters: Mapping[str, Any]) -> dict[str, str]:
+        return self.provision(stack_name, parameters, template=self.template)
 
     # --- public -------------------------------------------------------------------------------
     def provision(
@@ -128,6 +144,9 @@ class EmulatorProvisioner:
         account = self.client("sts").get_caller_identity()["Account"]
         params = parameter_values(template, parameters)
         resolver = Resolver(template, params, account_id=account, region=self.region, stack_name=stack_name)
+        failed = resolver.failed_rules()  # CloudFormation refuses the call before creating anything
+        if failed:
+            raise ProvisionError("template rule(s) not met: " + "; ".join(failed))
         previous = self._previous_state(stack_name)
         state: dict[str, dict] = {}
         for logical_id in creation_order(template, resolver.resource_enabled):
@@ -221,6 +240,8 @@ class EmulatorProvisioner:
                 for key in ("NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload", "Expiration"):
                     if key in rule:
                         api_rule[key] = rule[key]
+                if "ExpirationInDays" in rule:
+                    api_rule["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
                 rules.append(api_rule)
             call(s3, "put_bucket_lifecycle_configuration", Bucket=name, LifecycleConfiguration={"Rules": rules})
         notification: dict[str, list] = {}
@@ -482,7 +503,40 @@ class EmulatorProvisioner:
 
     _CloudWatch_Alarm.updatable = True
 
+    # --- KMS, Route 53 ---------------------------------------------------------------------------
+    def _KMS_Key(self, lid: str, p: dict, r: Resolver) -> Created:
+        kms = self.client("kms")
+        meta = kms.create_key(
+            Description=p.get("Description", ""),
+            Policy=json.dumps(p["KeyPolicy"]),
+            Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in tag_list(p)],
+        )["KeyMetadata"]
+        if str(p.get("EnableKeyRotation", "false")).lower() == "true":
+            kms.enable_key_rotation(KeyId=meta["KeyId"])
+        return Created(meta["KeyId"], {"Arn": meta["Arn"], "KeyId": meta["KeyId"]})
+
+    def _KMS_Alias(self, lid: str, p: dict, r: Resolver) -> Created:
+        self.client("kms").create_alias(AliasName=p["AliasName"], TargetKeyId=p["TargetKeyId"])
+        return Created(p["AliasName"])
+
+    def _Route53_RecordSet(self, lid: str, p: dict, r: Resolver) -> Created:
+        record = {"Name": p["Name"], "Type": p["Type"]}
+        if "AliasTarget" in p:
+            record["AliasTarget"] = p["AliasTarget"]
+        else:
+            record |= {"TTL": int(p["TTL"]), "ResourceRecords": [{"Value": v} for v in p["ResourceRecords"]]}
+        call(self.client("route53"), "change_resource_record_sets", HostedZoneId=p["HostedZoneId"],
+             ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]})  # fmt: skip
+        return Created(p["Name"])
+
     # --- IAM ------------------------------------------------------------------------------
+    def _IAM_RolePolicy(self, lid: str, p: dict, r: Resolver) -> Created:
+        self.client("iam").put_role_policy(RoleName=p["RoleName"], PolicyName=p["PolicyName"],
+                                           PolicyDocument=json.dumps(p["PolicyDocument"]))  # fmt: skip
+        return Created(f"{p['RoleName']}|{p['PolicyName']}")
+
+    _IAM_RolePolicy.updatable = True
+
     def _IAM_Role(self, lid: str, p: dict, r: Resolver) -> Created:
         iam = self.client("iam")
         role = iam.create_role(
