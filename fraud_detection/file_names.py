@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from fraud_detection.logs import REDACTED, redact_card_numbers
+from fraud_detection.logs import REDACTED, redact_digit_runs
 
 MAX_SEGMENT_BYTES = 180  # NAME_MAX is 255 bytes: room for ".<tag>-<n>" and ".reason.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -60,7 +60,8 @@ def stored_name(rel: str) -> str:
             seg = seg.replace(".", "_") or "_"
         elif seg.startswith("."):
             seg = "_" + seg  # visible: listings skip dot names
-        seg = redact_card_numbers(seg).replace(REDACTED, CARD_IN_NAME)
+        # as long as the published data's shortest card: date stamps (20190101) stay
+        seg = redact_digit_runs(seg, fewest=11).replace(REDACTED, CARD_IN_NAME)
         out.append(_cut(seg))
     return "/".join(out)
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import stat
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fraud_detection import contract, file_names
-from fraud_detection.logs import REDACTED, redact_card_numbers
+from fraud_detection.logs import redact_card_numbers, redact_digit_runs
 from fraud_detection.storage import StorageError, Store
 
 log = logging.getLogger(__name__)
@@ -157,16 +156,9 @@ VALUE_KEYS = (
 )
 
 
-# In a report, any run of card-number length is redacted, inside a hex word too (a card number hides in a
-# 32-character id): the log redactor keeps hex ids whole, a report has no ids to keep.
-_CARD_LIKE = re.compile(r"\d{3,}(?:[ -]\d{3,})*")  # 4-4-4-4, 4-6-5, plain; not dates (2-digit groups)
-
-
 def redact_report_text(text: str) -> str:
-    def sub(m: re.Match[str]) -> str:
-        return REDACTED if sum(ch.isdigit() for ch in m.group()) >= contract.CARD_DIGITS[0] else m.group()
-
-    return _CARD_LIKE.sub(sub, redact_card_numbers(text))
+    """A report holds no ids to keep: a card-length run is redacted inside a hex word too."""
+    return redact_digit_runs(text)
 
 
 def _redacted(value: Any) -> Any:

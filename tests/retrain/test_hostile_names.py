@@ -68,6 +68,8 @@ def test_every_dropped_entry_ends_in_raw_or_quarantine_with_a_reason_and_a_log_l
     drop(deps, "evil\\..\\x.csv", good_csv())  # one file name on Linux, a traversal on Windows
     drop(deps, ".hidden.csv", good_csv())
     drop(deps, f"card {CARD}.csv", BAD_FILES["wrong-columns.csv"])
+    drop(deps, f"{CARD}abcdef.csv", good_csv())  # taken, the card number out of its name
+    drop(deps, "20190101_20191231.csv", good_csv())  # date stamps are no card numbers
     long_name = "é" * 120 + ".csv"  # 244 bytes: quarantine/<name>.reason.json would pass NAME_MAX
     drop(deps, long_name, BAD_FILES["empty.csv"])
     os.symlink(secret, landing(deps) / "link.csv")
@@ -91,10 +93,14 @@ def test_every_dropped_entry_ends_in_raw_or_quarantine_with_a_reason_and_a_log_l
         "landing/link.csv": "quarantined",
         "landing/linked-dir": "quarantined",
         "landing/pipe.csv": "quarantined",
+        f"landing/{CARD}abcdef.csv": "accepted",
+        "landing/20190101_20191231.csv": "accepted",
     }
     assert status == expected
     assert leftover(deps) == []
-    assert sorted(k for k in (f.raw_key for f in res.intake.files) if k) == sorted(f"raw/{n}" for n in GOOD_NAMES)
+    taken = sorted(k for k in (f.raw_key for f in res.intake.files) if k)
+    named = [f"raw/{n}" for n in GOOD_NAMES] + [f"raw/{CARD_IN_NAME}abcdef.csv", "raw/20190101_20191231.csv"]
+    assert taken == sorted(named)
     for n in GOOD_NAMES:
         assert deps.store.read_bytes(f"raw/{n}") == good_csv()
 
@@ -119,7 +125,7 @@ def test_every_dropped_entry_ends_in_raw_or_quarantine_with_a_reason_and_a_log_l
     logged = {getattr(r, "key", None) for r in caplog.records}
     assert set(status) <= logged, set(status) - logged
     # a run was requested for the accepted files only
-    assert sorted(res.intake.launch.files) == sorted(f"raw/{n}" for n in GOOD_NAMES)
+    assert sorted(res.intake.launch.files) == sorted(named)
 
 
 def test_a_second_bad_file_of_the_same_name_keeps_the_first_and_its_reason(deps):
