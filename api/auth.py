@@ -79,25 +79,40 @@ class KeyVerifier:
 
 
 class RateLimiter:
-    """Token bucket per key: ``rate`` requests per second sustained, ``burst`` at once."""
+    """Token bucket per key (an API key id, or a client address): ``rate`` tokens per second sustained,
+    ``burst`` at once. A call needs one token to start (``acquire``); a batch is then charged the rest of
+    its size (``charge``), which may run the bucket into debt: the key waits until it is paid back, so a
+    batch of n costs what n single calls cost. At most ``max_keys`` buckets are kept (the least recently
+    used go first), so a flood of distinct client addresses cannot grow memory without bound."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
         self.rate = rate
         self.burst = float(burst)
+        self.max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key_id: str) -> float:
-        """0 when allowed; otherwise the seconds until a request would be allowed."""
+    def _take(self, key: str, cost: float, need: float) -> float:
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key_id, (self.burst, now))
+            tokens, last = self._buckets.pop(key, (self.burst, now))  # re-inserted last: most recent
             tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key_id] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[key_id] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+            allowed = tokens >= need
+            if allowed:
+                tokens -= cost
+            self._buckets[key] = (tokens, now)
+            if len(self._buckets) > self.max_keys:
+                del self._buckets[next(iter(self._buckets))]
+            return 0.0 if allowed else (need - tokens) / self.rate
+
+    def acquire(self, key: str) -> float:
+        """0 when allowed (one token taken); otherwise the seconds until a call would be allowed."""
+        return self._take(key, 1.0, 1.0)
+
+    def charge(self, key: str, tokens: float) -> None:
+        """Take ``tokens`` more from an admitted call (the rest of a batch), into debt if need be."""
+        if tokens > 0:
+            self._take(key, tokens, float("-inf"))
 
 
 def retry_after_header(wait_s: float) -> str:

@@ -22,12 +22,30 @@ async def get_holder(request: Request):
     return request.app.state.holder
 
 
-def authorize(state, api_key: str | None) -> str:
-    """The caller's key id (``state``: the app's state); 401 without a valid key, 429 past its rate limit."""
+def check_key(state, api_key: str | None, client: str | None) -> str:
+    """The key id of a valid key. A missing or wrong key gets 401, and 429 (the connection to be closed)
+    once its client address has spent its allowance of wrong-key calls (``api_bad_key_per_s`` / ``_burst``):
+    valid keys are never held back by that allowance, whoever shares their address."""
     key_id = state.key_verifier.verify(api_key)
-    if key_id is None:
-        state.metrics.errors.labels("unauthorized").inc()
-        raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": HEADER})
+    if key_id is not None:
+        return key_id
+    wait = state.bad_key_limiter.acquire(client or "unknown")
+    if wait > 0:
+        state.metrics.errors.labels("bad_key_rate_limited").inc()
+        raise HTTPException(
+            429,
+            "too many calls without a valid API key from this address",
+            headers={"Retry-After": retry_after_header(wait), "Connection": "close"},
+        )
+    state.metrics.errors.labels("unauthorized").inc()
+    raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": HEADER})
+
+
+def authorize(state, api_key: str | None, client: str | None) -> str:
+    """The caller's key id (``state``: the app's state); 401 / 429 as ``check_key``, 429 past the key's
+    rate limit. Called before the body is read; one token taken (a batch pays the rest once its size is
+    known: ``RateLimiter.charge``)."""
+    key_id = check_key(state, api_key, client)
     wait = state.rate_limiter.acquire(key_id)
     if wait > 0:
         state.metrics.errors.labels("rate_limited").inc()
@@ -37,9 +55,13 @@ def authorize(state, api_key: str | None) -> str:
     return key_id
 
 
+def client_host(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 async def require_api_key(request: Request, api_key: str | None = Security(api_key_header)) -> str:
     """``authorize`` as a dependency (the scoring routes call ``authorize`` themselves: see routes/score.py)."""
-    return authorize(request.app.state, api_key)
+    return authorize(request.app.state, api_key, client_host(request))
 
 
 async def require_metrics_access(request: Request, api_key: str | None = Security(api_key_header)) -> None:
@@ -47,6 +69,4 @@ async def require_metrics_access(request: Request, api_key: str | None = Securit
     state = request.app.state
     if state.settings.api_metrics_public:
         return
-    if state.key_verifier.verify(api_key) is None:
-        state.metrics.errors.labels("unauthorized").inc()
-        raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": HEADER})
+    check_key(state, api_key, client_host(request))

@@ -24,7 +24,7 @@ from api.middleware import RequestContextMiddleware
 from api.model_holder import ModelHolder, settle_heap
 from api.routes import health, metrics, model, score
 from api.scoring import ScoringService
-from fraud_detection import __version__
+from fraud_detection import __version__, artifacts
 from fraud_detection.card_history import (
     CardHistoryStore,
     SqliteCardHistory,
@@ -90,7 +90,13 @@ def create_app(
     settings = settings or get_settings()
     store = store or store_from_settings(settings)
     api_metrics = ApiMetrics()
-    holder = ModelHolder(store, api_metrics)
+    holder = ModelHolder(
+        store,
+        api_metrics,
+        signing_key=artifacts.signing_key(store, settings.model_signing_key),
+        retry_min_s=settings.api_reload_interval_s,
+        retry_max_s=max(settings.api_reload_retry_max_s, settings.api_reload_interval_s),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -133,6 +139,8 @@ def create_app(
         description="Scores card transactions with the latest verified fraud model. Scoring, model and "
         "metrics endpoints need an `X-API-Key` header; `/health` and `/ready` are open.",
         lifespan=lifespan,
+        # no 307 to the path with or without its slash: Starlette builds that URL from the Host header
+        redirect_slashes=False,
         telemetry=None if settings.api_opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
@@ -143,6 +151,7 @@ def create_app(
         parse_entries(settings.api_keys.get_secret_value() if settings.api_keys else None)
     )
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_s, settings.api_rate_limit_burst)
+    app.state.bad_key_limiter = RateLimiter(settings.api_bad_key_per_s, settings.api_bad_key_burst)
 
     score_router, direct_routes, request_models = score.build_routes(settings.api_max_batch)
     app.include_router(score_router)
@@ -165,6 +174,7 @@ def create_app(
         RequestContextMiddleware,
         metrics=api_metrics,
         max_body_bytes=settings.api_max_body_bytes,
+        body_timeout_s=settings.api_body_timeout_s,
         access_log=settings.api_access_log,
         direct_routes=direct_routes,
     )

@@ -1,18 +1,21 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
 
 For every HTTP request: a request id (the caller's ``X-Request-ID`` if sane and free of anything like a
-card number, else a new one) in the log context and the response headers; the body buffered up to
-``max_body_bytes`` (413 past it, before any parsing); one latency observation and one request count per
-route template.
+card number, else a new one) in the log context and the response headers; one latency observation and
+one request count per route template.
 
-A POST to one of ``direct_routes`` (the scoring routes: ``api.routes.score.build_routes``) is answered
-here by the route's handler with the buffered body, without going through FastAPI's router; its errors
-are rendered by ``api.errors``, as FastAPI's exception handlers render them. Every other request goes on
-to the app.
+A POST to one of ``direct_routes`` (the scoring routes: ``api.routes.score.build_routes``) is authorized
+first (key, wrong-key allowance per client address, rate limit: ``api.deps.authorize``) from its headers
+alone; only then is its body read, within ``body_timeout_s`` (408) and up to ``max_body_bytes`` (413), and
+answered here by the route's handler without going through FastAPI's router; its errors are rendered by
+``api.errors``, as FastAPI's exception handlers render them. A refusal before or while reading the body
+closes the connection, so the unread body is never buffered. Every other request goes on to the app,
+its body (no other route reads one) passed through under the same size and time bounds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -21,7 +24,10 @@ import secrets
 import time
 from collections.abc import Mapping
 
+from starlette.exceptions import HTTPException
+
 from api.auth import HEADER
+from api.deps import authorize
 from api.errors import render_error
 from fraud_detection.logs import correlation_id, has_card_like_digits
 
@@ -29,6 +35,11 @@ log = logging.getLogger("api.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _KEY_HEADER = HEADER.lower().encode()
 _JSON = (b"content-type", b"application/json")
+_CLOSE = (b"connection", b"close")
+
+
+class BodyTimeout(Exception):
+    """The body did not arrive within ``body_timeout_s``."""
 
 
 def _route_label(scope) -> str:
@@ -39,9 +50,17 @@ def _route_label(scope) -> str:
 
 class RequestContextMiddleware:
     def __init__(
-        self, app, *, metrics, max_body_bytes: int, access_log: bool = False, direct_routes: Mapping | None = None
+        self,
+        app,
+        *,
+        metrics,
+        max_body_bytes: int,
+        body_timeout_s: float = 15.0,
+        access_log: bool = False,
+        direct_routes: Mapping | None = None,
     ) -> None:
         self.app = app
+        self.body_timeout_s = body_timeout_s
         self.direct = dict(direct_routes or {})
         self.metrics = metrics
         self.max_body = max_body_bytes
@@ -90,16 +109,12 @@ class RequestContextMiddleware:
             if declared is not None and (declared < 0 or declared > self.max_body):
                 await self._reject(send_wrapper, 413, f"request body larger than {self.max_body} bytes")
                 return
+            if direct is not None:
+                route = scope["path"]
+                status_holder[0] = await self._direct(direct, scope, receive, api_key, rid, started, send_wrapper)
+                return
             if scope["method"] in ("POST", "PUT", "PATCH"):
-                body, too_big = await self._read_body(receive)
-                if too_big:
-                    await self._reject(send_wrapper, 413, f"request body larger than {self.max_body} bytes")
-                    return
-                if direct is not None:
-                    route = scope["path"]
-                    status_holder[0] = await self._answer(direct, scope, api_key, body, rid, started, send_wrapper)
-                    return
-                receive = _replay(body, receive)
+                receive = self._bounded(receive)
             await self.app(scope, receive, send_wrapper)
         finally:
             status = status_holder[0]
@@ -123,16 +138,26 @@ class RequestContextMiddleware:
                 )
             correlation_id.reset(token)
 
-    async def _answer(self, handler, scope, api_key, body: bytes, rid: str, started: float, send) -> int:
-        """A direct route's response: the handler's JSON, or its error rendered; returns the status."""
+    async def _direct(self, handler, scope, receive, api_key, rid: str, started: float, send) -> int:
+        """A direct route's response: authorize from the headers, then read the body, then the handler's
+        JSON; or the error rendered (with ``connection: close`` when the body was not read). The status."""
+        state = scope["app"].state
         after = None
+        close = False
         try:
-            payload, after = await handler(scope["app"].state, api_key, body, rid, started)
+            client = scope.get("client")
+            key_id = authorize(state, api_key, client[0] if client else None)
+            close = True  # until the body is read, an error leaves it unread on the connection
+            body = await self._read_body(receive)
+            close = False
+            payload, after = await handler(state, key_id, body, rid, started)
             status, extra = 200, {}
         except Exception as exc:  # noqa: BLE001 - every error becomes its response, as in FastAPI
             status, payload, extra = render_error(exc, self.metrics)
         headers = [_JSON, (b"content-length", str(len(payload)).encode())]
         headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+        if (close or status in (401, 429)) and _CLOSE not in headers:
+            headers.append(_CLOSE)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         if after is not None:  # the prediction log and score metrics, once the client has its answer
@@ -151,42 +176,53 @@ class RequestContextMiddleware:
                 self._children[key] = found
         return found
 
-    async def _read_body(self, receive) -> tuple[bytes, bool]:
+    async def _read_body(self, receive) -> bytes:
+        """The whole body, within ``body_timeout_s`` and ``max_body_bytes``: else HTTPException 408 / 413."""
         chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return b"", True
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks), False
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        break
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:  # counted as body_too_large with the other 413s
+                        raise HTTPException(413, f"request body larger than {self.max_body} bytes")
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            self.metrics.errors.labels("body_timeout").inc()
+            raise HTTPException(408, f"request body not received within {self.body_timeout_s:g} s") from None
+        return b"".join(chunks)
+
+    def _bounded(self, receive):
+        """``receive`` for the app's other routes: past the size or time bound, the app sees a disconnect."""
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
+        size = 0
+
+        async def bounded():
+            nonlocal size
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                return {"type": "http.disconnect"}
+            size += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if size > self.max_body else message
+
+        return bounded
 
     @staticmethod
     async def _reject(send, status: int, detail: str) -> None:
+        """An error answered before the body is read: the connection is closed with it."""
         body = json.dumps({"detail": detail}).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [_JSON, (b"content-length", str(len(body)).encode()), _CLOSE],
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-def _replay(body: bytes, receive):
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

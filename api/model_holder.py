@@ -1,27 +1,41 @@
-"""The model being served, and the poller that swaps in a new one when ``models/latest.json`` changes.
+"""The model being served, the poller that swaps in a new one when ``models/latest.json`` changes, and the
+re-check of the served model's files on every poll.
 
-A candidate is served only after: its sha256 matches the manifest (and the pointer), its library
-versions are ones this process can honour (``artifacts.load_model``), its feature list is this code's
+A candidate is served only after: its manifest's signature is valid under the signing key, its sha256
+matches the manifest (and the pointer), its library versions are ones this process can honour (all three
+before anything is unpickled: ``artifacts.read_verified``), its feature list is this code's
 ``features.FEATURE_NAMES``, and the fast scorer built from it agrees with its own ``predict_proba`` on
-probe rows. Anything else is refused and logged, and the model already loaded keeps serving. The swap
-is one reference assignment: a request in flight keeps the model it started with.
+probe rows. Anything else is refused, logged at ERROR and counted, and the model already loaded keeps
+serving; the refused pointer is tried again on a backoff (doubling from the poll interval up to
+``retry_max_s``), so restoring a file recovers without a restart. The swap is one reference assignment:
+a request in flight keeps the model it started with.
+
+Every poll also re-reads the served version's manifest, signature and model file: if any no longer has
+the sha256 it had when verified, that is logged at ERROR once, counted
+(``fraud_api_model_integrity_failures_total``, gauge ``fraud_api_model_files_intact`` 0), and ``/ready``
+says so, while the verified model in memory keeps serving. A missing pointer is reported the same way.
+
+``problem`` is what ``/ready`` may tell anyone (a fixed phrase, no paths, versions or digests); the
+details go to the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import joblib
 import numpy as np
 
 from api.fast_model import Scorer, check_agreement, compile_model
 from fraud_detection import artifacts, features
-from fraud_detection.storage import Store
+from fraud_detection.storage import StorageError, Store
 
 log = logging.getLogger("api.model")
 
@@ -37,6 +51,7 @@ class LoadedModel:
     threshold: float
     ref: dict[str, Any]  # the "model" object of every score response
     ref_json: str
+    file_digests: dict[str, str] = field(default_factory=dict)  # store key -> sha256 when verified
     loaded_at: float = field(default_factory=time.time)
 
 
@@ -97,13 +112,23 @@ class ModelRejected(artifacts.ArtifactError):
     pass
 
 
-def load_candidate(store: Store, version: str, expected_sha256: str | None = None) -> LoadedModel:
-    manifest, model = artifacts.load_model(store, version)
+NOT_PUBLISHED = "no model published yet"
+REFUSED = "the published model was refused (details in the service log)"
+POINTER_MISSING = "the latest-model pointer is missing from the store (details in the service log)"
+FILES_CHANGED = "the served model's files no longer match what was verified (details in the service log)"
+
+
+def load_candidate(
+    store: Store, version: str, expected_sha256: str | None = None, *, key: bytes | None = None
+) -> LoadedModel:
+    """A verified, compiled model (``key``: the signing key; None: the local store's own)."""
+    manifest, manifest_bytes, blob = artifacts.read_verified(store, version, key or artifacts.signing_key(store))
     if expected_sha256 is not None and manifest.model_sha256 != expected_sha256:
         raise ModelRejected(f"{artifacts.LATEST_KEY} and the manifest of {version} disagree on sha256")
     names = tuple(f.name for f in manifest.features)
     if names != features.FEATURE_NAMES:
         raise ModelRejected(f"model {version} expects features {list(names)}; this service builds a different list")
+    model = joblib.load(io.BytesIO(blob))
     scorer = compile_model(model)
     try:
         check_agreement(model, scorer, probe_rows())
@@ -118,23 +143,58 @@ def load_candidate(store: Store, version: str, expected_sha256: str | None = Non
         threshold=float(manifest.threshold.value),
         ref=ref,
         ref_json=json.dumps(ref, separators=(",", ":")),
+        file_digests={
+            artifacts.version_key(version, artifacts.MANIFEST_FILE): artifacts.sha256_hex(manifest_bytes),
+            artifacts.version_key(version, manifest.model_file): manifest.model_sha256,
+        },
     )
 
 
 class ModelHolder:
-    def __init__(self, store: Store, metrics=None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics=None,
+        *,
+        signing_key: bytes | None = None,
+        retry_min_s: float = 1.0,
+        retry_max_s: float = 60.0,
+    ) -> None:
         self.store = store
         self.metrics = metrics
+        self.signing_key = signing_key
         self.current: LoadedModel | None = None
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the detail, for the log and tests; never in an open answer
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
         self._seen_etag: str | None = None
+        self._pointer_problem: str | None = None
+        self._files_changed: str | None = None  # what changed, while it stays changed
+        self._retry_at: float | None = None  # a refused pointer is tried again from then
+        self._backoff_s = retry_min_s
 
     @property
     def ready(self) -> bool:
         return self.current is not None
 
+    @property
+    def problem(self) -> str | None:
+        """What /ready may say about the model (a fixed phrase), or None when all is well."""
+        if self._files_changed is not None:
+            return FILES_CHANGED
+        if self._pointer_problem is not None:
+            return self._pointer_problem
+        return None if self.current is not None else NOT_PUBLISHED
+
     def poll_once(self) -> bool:
-        """Load the latest version if the pointer changed; True when a new model was swapped in."""
+        """Load the latest version if the pointer changed (or a refused one is due again), then re-check
+        the served model's files; True when a new model was swapped in."""
+        swapped = self._follow_pointer()
+        if not swapped:
+            self._recheck_served()
+        return swapped
+
+    def _follow_pointer(self) -> bool:
         try:
             info = self.store.head(artifacts.LATEST_KEY)
         except Exception as exc:  # storage hiccup: keep serving, try again next poll
@@ -143,27 +203,43 @@ class ModelHolder:
         if info is None:
             if self.current is None:
                 self.last_error = f"no {artifacts.LATEST_KEY} in the store yet"
+                return False
+            if self._pointer_problem != POINTER_MISSING:
+                self._pointer_problem = POINTER_MISSING
+                self._seen_etag = None  # a pointer written back is read again, whatever its ETag
+                log.error(
+                    "the latest-model pointer is gone; keeping the served model",
+                    extra={"pointer": artifacts.LATEST_KEY, "serving": self.current.version},
+                )
             return False
-        if info.etag == self._seen_etag:
+        due = self._retry_at is not None and time.monotonic() >= self._retry_at
+        if info.etag == self._seen_etag and not due:
             return False
         self._seen_etag = info.etag
         try:
             pointer = artifacts.read_latest(self.store)
         except Exception as exc:
             return self._refuse("?", f"unreadable pointer: {exc}")
-        if pointer is None or (self.current is not None and pointer.version == self.current.version):
+        if pointer is None:
+            return False
+        if self.current is not None and pointer.version == self.current.version:
+            if pointer.model_sha256 != self.current.manifest.model_sha256:
+                return self._refuse(pointer.version, "the pointer's sha256 differs from the served manifest's")
+            self._accepted()  # back to the version being served (e.g. a restored pointer)
             return False
         started = time.monotonic()
         try:
-            candidate = load_candidate(self.store, pointer.version, pointer.model_sha256)
+            candidate = load_candidate(self.store, pointer.version, pointer.model_sha256, key=self.signing_key)
         except Exception as exc:  # artifacts.ArtifactError and anything unpickling may raise
             return self._refuse(pointer.version, f"{type(exc).__name__}: {exc}")
         previous = self.current.version if self.current else None
         self.current = candidate
-        self.last_error = None
+        self._files_changed = None
+        self._accepted()
         if self.metrics is not None:
             self.metrics.reloads.labels("loaded").inc()
             self.metrics.set_model(candidate.version, candidate.manifest.model_type, candidate.scorer.kind)
+            self.metrics.files_intact.set(1)
         log.info(
             "model loaded",
             extra={
@@ -175,8 +251,18 @@ class ModelHolder:
         )
         return True
 
+    def _accepted(self) -> None:
+        self.last_error = None
+        self._pointer_problem = None
+        self._retry_at = None
+        self._backoff_s = self.retry_min_s
+
     def _refuse(self, version: str, reason: str) -> bool:
         self.last_error = f"refused model {version}: {reason}"
+        self._pointer_problem = REFUSED
+        self._retry_at = time.monotonic() + self._backoff_s
+        retry_in = self._backoff_s
+        self._backoff_s = min(self._backoff_s * 2, self.retry_max_s)
         if self.metrics is not None:
             self.metrics.reloads.labels("refused").inc()
         log.error(
@@ -185,9 +271,43 @@ class ModelHolder:
                 "model_version": version,
                 "reason": reason,
                 "serving": self.current.version if self.current else None,
+                "retry_in_s": round(retry_in, 3),
             },
         )
         return False
+
+    def _recheck_served(self) -> None:
+        """Re-hash the served version's manifest and model file; report a change once, and its repair."""
+        lm = self.current
+        if lm is None:
+            return
+        changed = []
+        for key, digest in lm.file_digests.items():
+            try:
+                now = artifacts.sha256_hex(self.store.read_bytes(key))
+            except StorageError:
+                now = "missing"
+            except Exception as exc:  # a storage hiccup is not tampering: try again next poll
+                log.warning("cannot re-check the served model's files", extra={"error": str(exc)})
+                return
+            if now != digest:
+                changed.append(f"{key}: {'missing' if now == 'missing' else 'sha256 ' + now[:12] + '…'}")
+        if changed:
+            detail = "; ".join(changed)
+            if self._files_changed != detail:
+                self._files_changed = detail
+                if self.metrics is not None:
+                    self.metrics.integrity_failures.inc()
+                    self.metrics.files_intact.set(0)
+                log.error(
+                    "the served model's files changed in the store; the verified model in memory keeps serving",
+                    extra={"model_version": lm.version, "changed": detail},
+                )
+        elif self._files_changed is not None:
+            self._files_changed = None
+            if self.metrics is not None:
+                self.metrics.files_intact.set(1)
+            log.info("the served model's files match again", extra={"model_version": lm.version})
 
     async def run_poller(self, interval_s: float) -> None:
         while True:

@@ -8,16 +8,36 @@ open-ended, so nothing a client sends can reach the features as an unrepresentab
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime, StringConstraints, create_model
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model
+from pydantic_core import PydanticCustomError
 
 from fraud_detection import contract, features
 
-MIN_TIME = datetime(1970, 1, 2)
-MAX_TIME = datetime(2100, 1, 1)
 OPEN_BOUND = 1e15  # bound for numbers the contract leaves open (keeps every float conversion finite)
+
+# Calendar dates as regular expressions, so that the OpenAPI document states exactly the dates the server
+# takes (a schema-driven client generates only valid ones) and the server checks exactly that pattern.
+_MONTH_DAY = r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+# transactions: 1971-01-01 to 2099-12-31 (leap years: divisible by 4, 2000 included)
+_TIME_DATE = (
+    rf"(?:(?:19(?:7[1-9]|[89][0-9])|20[0-9][0-9])-{_MONTH_DAY}"
+    r"|(?:19(?:7[26]|8[048]|9[26])|20(?:[02468][048]|[13579][26]))-02-29)"
+)
+# birth dates: 1900-01-01 to 2099-12-31 (1900 is not a leap year)
+_BIRTH_DATE = (
+    rf"(?:(?:19|20)[0-9][0-9]-{_MONTH_DAY}"
+    r"|(?:19(?:[02468][48]|[13579][26]|[2468]0)|20(?:[02468][048]|[13579][26]))-02-29)"
+)
+TIME_PATTERN = rf"^{_TIME_DATE}[ T](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{{1,6}})?$"
+BIRTH_DATE_PATTERN = rf"^{_BIRTH_DATE}$"
+CARD_PATTERN = contract.BY_NAME[contract.CARD].regex
+CARD_MIN, CARD_MAX = 10 ** (contract.CARD_DIGITS[0] - 1), 10 ** contract.CARD_DIGITS[1] - 1
 
 EXAMPLE: dict[str, Any] = {
     "trans_date_trans_time": "2019-01-12 20:29:13",
@@ -36,16 +56,76 @@ EXAMPLE: dict[str, Any] = {
     "merch_long": -86.884803,
 }
 
+SECOND_EXAMPLE = {**EXAMPLE, "amt": 912.4, "trans_num": "1f9a9c1f4e1d4bb0b5d1b1a44c3c2e7e"}  # a batch's ids differ
 
-# Every check below is a pydantic-core constraint (no Python validator): a batch of 1,000 transactions is
-# validated in Rust straight from its JSON bytes.
+# Most checks below are pydantic-core constraints: a batch of 1,000 transactions is validated in Rust
+# straight from its JSON bytes. The card number, the times and the whole numbers take a small Python
+# validator each (about a microsecond), to accept exactly what the document says with a message that
+# says what is wrong.
+_TIME_RE = re.compile(TIME_PATTERN)
+_BIRTH_RE = re.compile(BIRTH_DATE_PATTERN)
+_CARD_RE = re.compile(CARD_PATTERN)
+_CARD_MSG = (
+    f"cc_num must be a string of {contract.CARD_DIGITS[0]} to {contract.CARD_DIGITS[1]} digits or a JSON integer "
+    "of as many digits (a number with a fraction or an exponent is not exact: send the digits as a string)"
+)
+
+
+def _card_number(value: Any) -> str:
+    if type(value) is str:
+        value = value.strip()
+        if _CARD_RE.match(value):
+            return value
+    elif type(value) is int and CARD_MIN <= value <= CARD_MAX:  # JSON integers are exact (any size)
+        return str(value)
+    raise PydanticCustomError("card_number", _CARD_MSG)
+
+
+def _local_time(value: Any) -> datetime:
+    if type(value) is str and _TIME_RE.match(value):
+        return datetime.fromisoformat(value)
+    raise PydanticCustomError(
+        "local_time",
+        "trans_date_trans_time must be a local time 'YYYY-MM-DD HH:MM:SS' (optionally with up to 6 decimals), "
+        "a string without a time zone, from 1971-01-01 to 2099-12-31",
+    )
+
+
+def _birth_date(value: Any) -> date:
+    if type(value) is str and _BIRTH_RE.match(value):
+        return date.fromisoformat(value)
+    raise PydanticCustomError("birth_date", "dob must be a date 'YYYY-MM-DD' from 1900-01-01 to 2099-12-31")
+
+
 CardNumber = Annotated[
     str,
-    Field(coerce_numbers_to_str=True),  # a JSON number is taken as its digits
-    StringConstraints(strip_whitespace=True, pattern=contract.BY_NAME[contract.CARD].regex),
+    PlainValidator(_card_number),
+    # The document offers the string only. The server also takes a JSON integer literal (CSV-minded
+    # clients send numbers), but JSON Schema cannot say "an integer literal": to it 4616225647185595.0 is an
+    # integer, and a float may already be another card's number (4000323412349873.9 parses as ...874.0),
+    # so the server refuses every number with a decimal point or an exponent. A schema-driven client
+    # generating "integers" sends such floats (schemathesis: 135 of 300), so the document does not invite them.
+    WithJsonSchema({"type": "string", "pattern": CARD_PATTERN}),
 ]
-LocalTime = Annotated[NaiveDatetime, Field(ge=MIN_TIME, lt=MAX_TIME)]  # wall-clock time, no time zone
-BirthDate = Annotated[date, Field(ge=date(1900, 1, 1), lt=MAX_TIME.date())]
+LocalTime = Annotated[
+    datetime, PlainValidator(_local_time), WithJsonSchema({"type": "string", "pattern": TIME_PATTERN})
+]
+BirthDate = Annotated[
+    date, PlainValidator(_birth_date), WithJsonSchema({"type": "string", "pattern": BIRTH_DATE_PATTERN})
+]
+
+
+def whole_number(name: str, lo: int, hi: int) -> Any:
+    """An integer field that takes what JSON Schema's ``integer`` means: 4392 and 4392.0, not 4392.5 / "4392"."""
+
+    def check(value: Any) -> int:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        if type(value) is int and lo <= value <= hi:
+            return value
+        raise PydanticCustomError("whole_number", f"{name} must be a whole number from {lo} to {hi}")
+
+    return Annotated[int, PlainValidator(check), WithJsonSchema({"type": "integer", "minimum": lo, "maximum": hi})]
 
 
 def _field_for(col: contract.Column) -> tuple[Any, Any]:
@@ -54,24 +134,25 @@ def _field_for(col: contract.Column) -> tuple[Any, Any]:
     if col.name == contract.CARD:
         typ: Any = CardNumber
         kwargs["description"] = (
-            f"card number, {contract.CARD_DIGITS[0]} to {contract.CARD_DIGITS[1]} digits (string or number); "
-            "stored and logged only as a keyed hash"
+            f"card number, a string of {contract.CARD_DIGITS[0]} to {contract.CARD_DIGITS[1]} digits (a JSON integer "
+            "literal of those digits is also taken; a number with a decimal point or an exponent gets 422, as it "
+            "may have been rounded to another card's number); stored and logged only as a keyed hash"
         )
     elif col.allowed is not None:
         typ = Literal[col.allowed]  # type: ignore[valid-type]
     elif col.dtype == "timestamp":
         typ = LocalTime
         kwargs["description"] = (
-            f"local time of the transaction, 'YYYY-MM-DD HH:MM:SS' without a time zone, "
-            f"from {MIN_TIME:%Y-%m-%d} to {MAX_TIME:%Y-%m-%d}"
+            "local time of the transaction, 'YYYY-MM-DD HH:MM:SS' (optionally with up to 6 decimals) without a "
+            "time zone, from 1971-01-01 to 2099-12-31"
         )
     elif col.dtype == "date":
         typ = BirthDate
+        kwargs["description"] = "cardholder date of birth, 'YYYY-MM-DD', not after the transaction's date"
     elif col.dtype in ("long", "int"):
-        typ = int
-        kwargs["strict"] = True
-        kwargs["ge"] = int(col.min_value) if col.min_value is not None else -int(OPEN_BOUND)
-        kwargs["le"] = int(col.max_value) if col.max_value is not None else int(OPEN_BOUND)
+        lo = int(col.min_value) if col.min_value is not None else -int(OPEN_BOUND)
+        hi = int(col.max_value) if col.max_value is not None else int(OPEN_BOUND)
+        typ = whole_number(col.name, lo, hi)
     elif col.dtype == "double":
         typ = float
         kwargs["allow_inf_nan"] = False
@@ -108,13 +189,45 @@ def batch_request_model(max_batch: int) -> type[BaseModel]:
     return create_model(
         "BatchRequest",
         __config__=ConfigDict(
-            extra="forbid", json_schema_extra={"examples": [{"transactions": [EXAMPLE, {**EXAMPLE, "amt": 912.4}]}]}
+            extra="forbid", json_schema_extra={"examples": [{"transactions": [EXAMPLE, SECOND_EXAMPLE]}]}
         ),
         transactions=(
             list[Transaction],  # type: ignore[valid-type]
             Field(..., min_length=1, max_length=max_batch, description=f"1 to {max_batch} transactions"),
         ),
     )
+
+
+def check_consistent(txns: Sequence[BaseModel], loc: tuple[str, ...] = ()) -> None:
+    """What the schema cannot say, checked after it: no birth date after its transaction's date, and no
+    trans_num twice in one batch (the history would keep one of them). RequestValidationError (422)."""
+    errors: list[dict[str, Any]] = []
+    first_index: dict[str, int] = {}
+    for i, t in enumerate(txns):
+        where = ("body", *loc, i) if loc else ("body",)
+        if t.dob > t.trans_date_trans_time.date():
+            errors.append(
+                {
+                    "loc": (*where, "dob"),
+                    "msg": "dob (the cardholder's birth date) is after the transaction's date",
+                    "type": "birth_after_transaction",
+                }
+            )
+        tid = t.trans_num.lower() if t.trans_num else None  # none given: the service makes a unique one
+        if tid is None:
+            continue
+        if tid in first_index:
+            errors.append(
+                {
+                    "loc": (*where, "trans_num"),
+                    "msg": f"trans_num repeats transaction {first_index[tid]} of this batch: each must be unique",
+                    "type": "duplicate_trans_num",
+                }
+            )
+        else:
+            first_index[tid] = i
+    if errors:
+        raise RequestValidationError(errors)
 
 
 class ModelRef(BaseModel):

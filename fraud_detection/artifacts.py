@@ -5,19 +5,26 @@ Layout in the store::
     models/<version>/model.joblib     the fitted scikit-learn estimator (features -> probability)
     models/<version>/metrics.json     evaluation on the held-out period
     models/<version>/report.html      human-readable evaluation
+    models/<version>/manifest.sig     HMAC-SHA256 of manifest.json's bytes under the model signing key
     models/<version>/manifest.json    everything needed to trust and use model.joblib (written last)
     models/latest.json                the pointer the API follows (one atomic write, written last)
 
-A model file is only ever unpickled after its sha256 matched the manifest and the manifest's library
-versions are ones this process can honour.
+A model file is a pickle, and unpickling runs whatever code the file names. So it is only ever unpickled
+after: manifest.json's bytes carry a valid signature (checked before the manifest is even parsed), the
+model file's sha256 matches the signed manifest, and the manifest's library versions are ones this
+process can honour. A sha256 alone proves that a file matches its manifest, not who wrote both; the
+signature proves that whoever wrote the manifest held the signing key (``signing_key``: from settings /
+Secrets Manager, never stored in the bucket on AWS).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import platform
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,18 +34,56 @@ import sklearn
 from pydantic import BaseModel, Field
 
 from fraud_detection import __version__
-from fraud_detection.storage import StorageError, Store
+from fraud_detection.storage import LocalStore, StorageError, Store
 
 MODELS = "models"
 LATEST_KEY = f"{MODELS}/latest.json"
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
+SIGNATURE_FILE = "manifest.sig"
+SIGNING_KEY_FILE = "secrets/model_signing_key"  # a local store's own key (embedded mode only)
+_SIG_PREFIX = b"hmac-sha256:"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 
 
 class ArtifactError(RuntimeError):
     """An artifact that must not be used: missing, tampered with, or built by incompatible libraries."""
+
+
+class MissingSigningKeyError(ArtifactError):
+    """No model signing key configured for a store that cannot hold one of its own."""
+
+
+def signing_key(store: Store, configured: Any = None) -> bytes:
+    """The key that signs and checks manifests: ``configured`` (settings.model_signing_key, a SecretStr or
+    str) if set; else, on a local store, a random key created once under <store>/secrets/ (so embedded mode
+    needs no setup: whoever can write that folder can sign, so set the key outside it to guard against
+    them); else MissingSigningKeyError."""
+    if configured is not None:
+        text = configured.get_secret_value() if hasattr(configured, "get_secret_value") else str(configured)
+        if not text:
+            raise MissingSigningKeyError("the model signing key is empty")
+        return text.encode()
+    if isinstance(store, LocalStore):
+        path = store.path(SIGNING_KEY_FILE)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.chmod(0o700)
+            store.write_bytes(SIGNING_KEY_FILE, secrets.token_hex(32).encode())
+            path.chmod(0o600)
+        return store.read_bytes(SIGNING_KEY_FILE).strip()
+    raise MissingSigningKeyError(
+        "FRAUD_MODEL_SIGNING_KEY must be set for a non-local store (inject it from Secrets Manager)"
+    )
+
+
+def sign(data: bytes, key: bytes) -> bytes:
+    return _SIG_PREFIX + hmac.new(key, data, hashlib.sha256).hexdigest().encode()
+
+
+def signature_valid(data: bytes, signature: bytes, key: bytes) -> bool:
+    return hmac.compare_digest(sign(data, key), signature.strip())
 
 
 class FeatureSpec(BaseModel):
@@ -141,25 +186,51 @@ def save_artifact(
     manifest: Manifest,
     metrics: dict[str, Any],
     report_html: str,
+    key: bytes | None = None,
 ) -> None:
-    """Write a version's files; the manifest goes last so a half-written version is never trusted."""
+    """Write a version's files; the manifest goes last so a half-written version is never trusted.
+    ``key``: the signing key (``signing_key``); None: the local store's own."""
     if manifest.model_sha256 != sha256_hex(model_blob):
         raise ArtifactError("manifest sha256 does not match the model bytes")
     store.write_bytes(version_key(version, MODEL_FILE), model_blob)
     store.write_bytes(version_key(version, METRICS_FILE), json.dumps(metrics, indent=2).encode())
     store.write_bytes(version_key(version, REPORT_FILE), report_html.encode())
-    write_manifest(store, manifest)
+    write_manifest(store, manifest, key=key)
 
 
-def write_manifest(store: Store, manifest: Manifest) -> None:
-    store.write_bytes(version_key(manifest.version, MANIFEST_FILE), manifest.model_dump_json(indent=2).encode())
+def write_manifest(store: Store, manifest: Manifest, *, key: bytes | None = None) -> None:
+    """The manifest's signature, then the manifest (a reader between the two finds them disagreeing and
+    refuses the version until both are written)."""
+    data = manifest.model_dump_json(indent=2).encode()
+    store.write_bytes(version_key(manifest.version, SIGNATURE_FILE), sign(data, key or signing_key(store)))
+    store.write_bytes(version_key(manifest.version, MANIFEST_FILE), data)
 
 
 def read_manifest(store: Store, version: str) -> Manifest:
+    """A version's manifest, unverified (for display: loading goes through ``read_signed_manifest``)."""
     try:
         return Manifest.model_validate_json(store.read_bytes(version_key(version, MANIFEST_FILE)))
     except StorageError as exc:
         raise ArtifactError(f"no manifest for version {version}") from exc
+    except ValueError as exc:
+        raise ArtifactError(f"unreadable manifest for version {version}: {exc}") from exc
+
+
+def read_signed_manifest(store: Store, version: str, key: bytes) -> tuple[Manifest, bytes]:
+    """A version's manifest and its bytes, after its signature is checked against the raw bytes (nothing
+    is parsed before that)."""
+    try:
+        data = store.read_bytes(version_key(version, MANIFEST_FILE))
+    except StorageError as exc:
+        raise ArtifactError(f"no manifest for version {version}") from exc
+    try:
+        signature = store.read_bytes(version_key(version, SIGNATURE_FILE))
+    except StorageError as exc:
+        raise ArtifactError(f"manifest of version {version} is not signed") from exc
+    if not signature_valid(data, signature, key):
+        raise ArtifactError(f"manifest signature of version {version} is not valid under the signing key")
+    try:
+        return Manifest.model_validate_json(data), data
     except ValueError as exc:
         raise ArtifactError(f"unreadable manifest for version {version}: {exc}") from exc
 
@@ -203,9 +274,17 @@ def check_compatible(manifest: Manifest) -> None:
             raise ArtifactError(f"model built with {lib} {theirs}; this process has {ours[lib]}")
 
 
-def load_model(store: Store, version: str) -> tuple[Manifest, Any]:
-    """Load a version, verifying sha256 and library versions before unpickling."""
-    manifest = read_manifest(store, version)
+def load_model(store: Store, version: str, key: bytes | None = None) -> tuple[Manifest, Any]:
+    """Load a version: signature, library versions and sha256 checked before the model is unpickled.
+    ``key``: the signing key; None: the local store's own."""
+    manifest, _, blob = read_verified(store, version, key or signing_key(store))
+    return manifest, joblib.load(io.BytesIO(blob))
+
+
+def read_verified(store: Store, version: str, key: bytes) -> tuple[Manifest, bytes, bytes]:
+    """A version's signed manifest, its bytes, and the model file's bytes that match it; nothing
+    deserialised but the manifest, and that only after its signature was checked."""
+    manifest, manifest_bytes = read_signed_manifest(store, version, key)
     check_compatible(manifest)
     try:
         blob = store.read_bytes(version_key(version, manifest.model_file))
@@ -216,14 +295,14 @@ def load_model(store: Store, version: str) -> tuple[Manifest, Any]:
         raise ArtifactError(
             f"sha256 mismatch for version {version}: manifest {manifest.model_sha256[:12]}…, file {digest[:12]}…"
         )
-    return manifest, joblib.load(io.BytesIO(blob))
+    return manifest, manifest_bytes, blob
 
 
-def load_latest(store: Store) -> tuple[Manifest, Any]:
+def load_latest(store: Store, key: bytes | None = None) -> tuple[Manifest, Any]:
     pointer = read_latest(store)
     if pointer is None:
         raise ArtifactError(f"no {LATEST_KEY} in the store")
-    manifest, model = load_model(store, pointer.version)
+    manifest, model = load_model(store, pointer.version, key)
     if manifest.model_sha256 != pointer.model_sha256:
         raise ArtifactError(f"{LATEST_KEY} and manifest of {pointer.version} disagree on sha256")
     return manifest, model

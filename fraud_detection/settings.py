@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     )
 
     # --- secrets -----------------------------------------------------------------------------
+    model_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC key that signs every model manifest (training) and is checked before a model file is "
+        "deserialised (API, drift). Unset on a local store: a random key is created once under <store>/secrets/. "
+        "Required on s3:// stores (from Secrets Manager / SSM).",
+    )
     card_hash_key: SecretStr | None = Field(
         None,
         description="Key of the keyed card-number hash. Unset on a local store: a random key is created "
@@ -97,11 +103,44 @@ class Settings(BaseSettings):
         description="Comma-separated API key entries '<key_id>:<salt_hex>:<sha256(salt+key) hex>' "
         "(make one with `fraud serve --new-api-key`). Unset: every scoring call gets 401.",
     )
-    api_rate_limit_per_s: float = Field(200.0, gt=0, description="Sustained requests per second per API key.")
-    api_rate_limit_burst: int = Field(400, ge=1, description="Requests a key may make at once before 429.")
+    api_rate_limit_per_s: float = Field(
+        1000.0, gt=0, description="Sustained transactions per second per API key (a batch costs one per transaction)."
+    )
+    api_rate_limit_burst: int = Field(
+        2000, ge=1, description="Transactions a key may send at once before 429 (a batch may run it into debt)."
+    )
+    api_bad_key_per_s: float = Field(
+        1.0, gt=0, description="Calls with a missing or wrong API key answered 401 per second per client address."
+    )
+    api_bad_key_burst: int = Field(
+        20, ge=1, description="Wrong-key calls a client address may make at once; past it 429, connection closed."
+    )
     api_max_batch: int = Field(1000, ge=1, description="Most transactions in one /v1/score/batch call.")
     api_max_body_bytes: int = Field(2_000_000, ge=1024, description="Larger request bodies get 413.")
-    api_reload_interval_s: float = Field(5.0, gt=0, description="How often models/latest.json is polled.")
+    api_header_timeout_s: float = Field(
+        10.0, gt=0, description="A request's headers must arrive within this (else the connection is closed)."
+    )
+    api_body_timeout_s: float = Field(
+        15.0, gt=0, description="A request's body must arrive within this once its headers are in (else 408)."
+    )
+    api_max_header_bytes: int = Field(
+        16_384, ge=1024, description="Request line plus headers larger than this get 431 and the connection closes."
+    )
+    api_keep_alive_s: float = Field(5.0, gt=0, description="An idle keep-alive connection is closed after this.")
+    api_max_connections: int = Field(
+        4096, ge=16, description="Open connections per worker; past it requests get 503 (uvicorn limit_concurrency)."
+    )
+    api_forwarded_allow_ips: str | None = Field(
+        None,
+        description="Proxies whose X-Forwarded-For names the client (uvicorn forwarded_allow_ips): the load "
+        "balancer's addresses, so wrong-key limits apply per real client. Unset: 127.0.0.1 only.",
+    )
+    api_reload_interval_s: float = Field(
+        5.0, gt=0, description="How often models/latest.json is polled and the served model's files re-hashed."
+    )
+    api_reload_retry_max_s: float = Field(
+        60.0, gt=0, description="A refused model is tried again after the poll interval, doubling up to this."
+    )
     api_state_dir: str | None = Field(
         None, description="SQLite state (card history, prediction log); default <store>/state or ./var/state."
     )

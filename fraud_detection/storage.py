@@ -202,10 +202,18 @@ class S3Store:
         return self.head(key) is not None or bool(self.list(key))
 
     def read_bytes(self, key: str) -> bytes:
+        from botocore.exceptions import ClientError
+
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"].read()
         except self.client.exceptions.NoSuchKey as exc:
             raise StorageError(f"not found: {self.uri(key)}") from exc
+        except ClientError as exc:
+            # A missing key answers 403 to a role that may list only some prefixes (see head()).
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("403", "AccessDenied", "Forbidden") and not self._listed(key):
+                raise StorageError(f"not found: {self.uri(key)}") from exc
+            raise
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **self.encryption_args(key))

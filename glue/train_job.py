@@ -21,6 +21,7 @@ OPTIONAL = (
     "run_id",
     "catalog_mode",
     "card_hash_key_secret_arn",
+    "model_signing_key_secret_arn",
     "model_name",
     "aws_region",
     "data_kms_key_arn",
@@ -77,6 +78,8 @@ def main(argv: list[str]) -> int:
         overrides["data_kms_key_arn"] = args["data_kms_key_arn"]
     if args.get("card_hash_key_secret_arn"):
         overrides["card_hash_key"] = _secret(args["card_hash_key_secret_arn"])
+    if args.get("model_signing_key_secret_arn"):  # signs the manifest the API checks before unpickling
+        overrides["model_signing_key"] = _secret(args["model_signing_key_secret_arn"])
     settings = Settings(**overrides)
     store = open_store(
         settings.store_uri,

@@ -96,7 +96,7 @@ def live_profile(settings, store, version: str, spark_session: SparkSessionFacto
     if profile is not None:
         return profile
     with spark_session() as spark:
-        manifest, model = artifacts.load_model(store, version)
+        manifest, model = artifacts.load_model(store, version, artifacts.signing_key(store, settings.model_signing_key))
         profile = build_live_profile(spark, settings, store, manifest, model)
     store.write_bytes(profile_key(version), json.dumps(profile).encode())
     return profile

@@ -222,7 +222,13 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
         validation_docs=record.extra.get("validation_docs"),
     )
     artifacts.save_artifact(
-        store, version=version, model_blob=blob, manifest=manifest, metrics=metrics_doc, report_html=html
+        store,
+        version=version,
+        model_blob=blob,
+        manifest=manifest,
+        metrics=metrics_doc,
+        report_html=html,
+        key=artifacts.signing_key(store, settings.model_signing_key),
     )
     record.version = version
     record.metrics = {k: m[k] for k in HEADLINE}
@@ -419,7 +425,9 @@ def _decide_promotion(settings: Settings, store: Store, m: dict[str, Any], test_
     if pointer is None:
         return artifacts.Promotion(promoted=True, decided_at=now, reason="no champion yet; above the floor")
     try:
-        champ_manifest, champ_model = artifacts.load_model(store, pointer.version)
+        champ_manifest, champ_model = artifacts.load_model(
+            store, pointer.version, artifacts.signing_key(store, settings.model_signing_key)
+        )
     except artifacts.ArtifactError as exc:
         return artifacts.Promotion(
             promoted=True,

@@ -11,6 +11,14 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def pytest_configure(config) -> None:
+    # Every AWS call a component makes is checked against its role in infra/template.yaml (aws_calls.py).
+    import aws_calls_plugin
+
+    if not config.pluginmanager.has_plugin("aws_calls"):
+        config.pluginmanager.register(aws_calls_plugin.Plugin(), "aws_calls")
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     from fraud_detection.settings import Settings

@@ -91,7 +91,7 @@ def handler_name() -> str:
     """The ``Handler`` of the function in the template (``module.function``), as the runtime reads it."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from infra.cfn import load_template
+    from tools.emulator.cfn import load_template
 
     fns = [r for r in load_template()["Resources"].values() if r.get("Type") == "AWS::Lambda::Function"]
     (fn,) = [r for r in fns if r["Properties"].get("Runtime") == runtime_spec()["runtime"]]

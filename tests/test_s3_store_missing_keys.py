@@ -57,3 +57,21 @@ def test_a_denied_listing_is_not_taken_for_a_missing_key(s3):
     stub.add_client_error("list_objects_v2", service_error_code="AccessDenied", http_status_code=403)
     with pytest.raises(ClientError):
         store.head("secret/x")
+
+
+def test_a_403_for_a_read_of_a_key_the_listing_does_not_show_means_missing(s3):
+    """A run record not written yet reads as missing (StorageError), not as a crash on AccessDenied."""
+    from fraud_detection.storage import StorageError
+
+    store, stub = s3
+    stub.add_client_error(
+        "get_object", service_error_code="AccessDenied", http_status_code=403,
+        expected_params={"Bucket": "bucket", "Key": "prefix/runs/r1.json"},
+    )  # fmt: skip
+    _list(stub, "prefix/runs/r1.json", [])
+    with pytest.raises(StorageError, match="not found"):
+        store.read_bytes("runs/r1.json")
+    stub.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+    _list(stub, "prefix/runs/r1.json", ["prefix/runs/r1.json"])
+    with pytest.raises(ClientError):
+        store.read_bytes("runs/r1.json")

@@ -16,5 +16,5 @@ router = APIRouter(prefix="/v1", tags=["model"])
 async def model(_key: str = Depends(require_api_key), holder=Depends(get_holder)) -> dict[str, Any]:
     lm = holder.current
     if lm is None:
-        raise HTTPException(503, f"not ready: {holder.last_error or 'no model loaded yet'}")
+        raise HTTPException(503, f"not ready: {holder.problem or 'loading'}")
     return {"manifest": public_manifest(lm.manifest), "scorer": lm.scorer.kind, "loaded_at": lm.loaded_at}

@@ -1,8 +1,10 @@
 """POST /v1/score and /v1/score/batch.
 
-Each route is one handler, ``(app state, API key, body bytes, request id, start time) -> Scored`` (the
+Each route is one handler, ``(app state, key id, body bytes, request id, start time) -> Scored`` (the
 JSON body, and the prediction-log and metrics step to run once it is sent), that raises
-``HTTPException`` / ``RequestValidationError`` for the error responses. Two ways reach it:
+``HTTPException`` / ``RequestValidationError`` for the error responses. The caller is authorized
+(``api.deps.authorize``) before its body is read, so a keyless client costs no body buffer. Two ways
+reach a handler:
 
 * directly from ``RequestContextMiddleware`` (``build_routes``' direct handlers): a POST to exactly
   these paths skips FastAPI's router, exception middleware and request objects, which cost more than
@@ -25,20 +27,31 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import HEADER
-from api.deps import api_key_header, authorize
-from api.schemas import BatchResponse, ErrorResponse, ScoreResponse, Transaction, batch_request_model
+from api.deps import api_key_header, authorize, client_host
+from api.schemas import (
+    BatchResponse,
+    ErrorResponse,
+    ScoreResponse,
+    Transaction,
+    batch_request_model,
+    check_consistent,
+)
 from api.scoring import NotReady, Scored
 
 ERRORS = {
     401: {"model": ErrorResponse, "description": "missing or invalid API key"},
+    408: {"model": ErrorResponse, "description": "request body not received in time"},
     413: {"model": ErrorResponse, "description": "request body too large"},
-    422: {"description": "invalid transaction: field-level messages in `detail`"},
+    422: {
+        "description": "invalid transaction: field-level messages in `detail` (also: a trans_num twice in one "
+        "batch, a birth date after the transaction)"
+    },
     429: {"model": ErrorResponse, "description": "rate limit exceeded (see Retry-After)"},
     503: {"model": ErrorResponse, "description": "no verified model loaded yet"},
 }
 
-# (app state, API key header or None, body, request id, start time) -> response body and what follows it
-Handler = Callable[[Any, str | None, bytes, str, float], Awaitable[Scored]]
+# (app state, authorized key id, body, request id, start time) -> response body and what follows it
+Handler = Callable[[Any, str, bytes, str, float], Awaitable[Scored]]
 
 _HEADER = HEADER.lower()
 
@@ -71,13 +84,13 @@ async def _run(scoring, method, *args) -> Scored:
     """SQLite history: microseconds, on the event loop; DynamoDB: network calls, in a worker thread."""
     try:
         return await run_in_threadpool(method, *args) if scoring.remote else method(*args)
-    except NotReady as exc:
-        raise HTTPException(503, f"not ready: {exc}") from exc
+    except NotReady as exc:  # why (a refused version, a missing pointer) is in the log, not the answer
+        raise HTTPException(503, "not ready: no verified model loaded yet") from exc
 
 
-async def score_one(state, api_key: str | None, body: bytes, request_id: str, started: float) -> Scored:
-    authorize(state, api_key)
+async def score_one(state, key_id: str, body: bytes, request_id: str, started: float) -> Scored:
     txn = _validated(Transaction, body)
+    check_consistent([txn])
     scoring = state.scoring
     return await _run(scoring, scoring.score_one, txn.__dict__, request_id, started)
 
@@ -85,9 +98,10 @@ async def score_one(state, api_key: str | None, body: bytes, request_id: str, st
 def batch_handler(max_batch: int) -> tuple[Handler, type[BaseModel]]:
     BatchRequest = batch_request_model(max_batch)
 
-    async def score_batch(state, api_key: str | None, body: bytes, request_id: str, started: float) -> Scored:
-        authorize(state, api_key)
+    async def score_batch(state, key_id: str, body: bytes, request_id: str, started: float) -> Scored:
         batch = _validated(BatchRequest, body)
+        state.rate_limiter.charge(key_id, len(batch.transactions) - 1)  # one token per transaction
+        check_consistent(batch.transactions, ("transactions",))
         scoring = state.scoring
         txns = [t.__dict__ for t in batch.transactions]
         return await _run(scoring, scoring.score_batch, txns, request_id, started)
@@ -100,8 +114,8 @@ def _endpoint(handler: Handler):
 
     async def endpoint(request: Request) -> Response:
         state = request.scope["state"]
-        key = request.headers.get(_HEADER)
-        scored = await handler(request.app.state, key, await request.body(), state["request_id"], state["started"])
+        key_id = authorize(request.app.state, request.headers.get(_HEADER), client_host(request))
+        scored = await handler(request.app.state, key_id, await request.body(), state["request_id"], state["started"])
         return Response(scored.body, media_type="application/json", background=BackgroundTask(scored.record))
 
     return endpoint

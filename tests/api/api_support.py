@@ -31,6 +31,11 @@ def to_request(row: dict[str, str]) -> dict:
     return out
 
 
+def distinct(txn: dict, n: int) -> list[dict]:
+    """``n`` copies of a request body, each with its own trans_num (a batch refuses repeats)."""
+    return [{**txn, "trans_num": f"{i:032x}"} for i in range(n)]
+
+
 def make_settings(store: LocalStore, api_key_entry: str, **overrides) -> Settings:
     values = dict(
         store_uri=str(store.root),

@@ -91,7 +91,7 @@ def test_not_ready_without_a_model(empty_store, api_key, auth):
 
     with TestClient(create_app(make_settings(empty_store, api_key[1]), empty_store)) as c:
         r = c.get("/ready")
-        assert r.status_code == 503 and "latest.json" in r.json()["reason"]
+        assert r.status_code == 503 and r.json()["reason"] == "no model published yet"
         assert c.get("/health").status_code == 200
         r = c.post("/v1/score", json=EXAMPLE, headers=auth)
         assert r.status_code == 503

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_support import make_settings, to_request
+from api_support import distinct, make_settings, to_request
 
 from api.schemas import EXAMPLE
 
@@ -38,6 +38,17 @@ def _post(client, body, auth, path="/v1/score"):
         ({"trans_num": "not-hex"}, "trans_num"),
         ({"surprise": 1}, "surprise"),  # unknown field
         ({"is_fraud": 2}, "is_fraud"),
+        # a float card number would be rounded to another card's: refused, as is an exponent
+        ({"cc_num": 4000323412349873.9}, "cc_num"),
+        ({"cc_num": 4616225647185595.0}, "cc_num"),
+        ({"cc_num": 4.616225647185595e15}, "cc_num"),
+        ({"cc_num": 10**19}, "cc_num"),  # 20 digits
+        ({"trans_date_trans_time": 1547324953}, "trans_date_trans_time"),  # a number, not a local time
+        ({"trans_date_trans_time": "2019-02-29 10:00:00"}, "trans_date_trans_time"),
+        ({"dob": "2019-01-13"}, "dob"),  # born the day after the transaction
+        ({"dob": "1899-12-31"}, "dob"),
+        ({"city_pop": "4392"}, "city_pop"),
+        ({"zip": 100000}, "zip"),
     ],
 )
 def test_invalid_fields_get_422_naming_the_field(client, auth, change, field):
@@ -71,6 +82,58 @@ def test_malformed_json_and_wrong_shapes_get_4xx(client, auth):
     assert _post(client, {"transactions": []}, auth, "/v1/score/batch").status_code == 422
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"cc_num": 4616225647185595},  # an exact JSON integer
+        {"cc_num": 4616225647185595123},  # 19 digits: beyond a 64-bit float's exact range, still exact
+        {"city_pop": 137.0},  # JSON Schema's integer: a number with no fraction
+        {"trans_date_trans_time": "2019-01-12T20:29:13.25"},
+        {"trans_date_trans_time": "2020-02-29 00:00:00"},
+        {"dob": "2019-01-12"},  # born the day of the transaction
+    ],
+)
+def test_what_the_document_allows_is_accepted(client, auth, change):
+    r = _post(client, {**EXAMPLE, **change}, auth)
+    assert r.status_code == 200, r.text
+
+
+def test_messages_say_what_is_wrong(client, auth):
+    detail = _post(client, {**EXAMPLE, "cc_num": 4000323412349873.9}, auth).json()["detail"]
+    assert "fraction or an exponent" in detail[0]["msg"] and "4000323412349873" not in json.dumps(detail)
+    detail = _post(client, {**EXAMPLE, "trans_date_trans_time": 1547324953}, auth).json()["detail"]
+    assert "without a time zone" in detail[0]["msg"] and "timezone info" not in detail[0]["msg"]
+    detail = _post(client, {**EXAMPLE, "dob": "2020-01-01"}, auth).json()["detail"]
+    assert detail == [
+        {
+            "loc": ["body", "dob"],
+            "msg": "dob (the cardholder's birth date) is after the transaction's date",
+            "type": "birth_after_transaction",
+        }
+    ]
+
+
+def test_duplicate_trans_num_in_a_batch_gets_422(client, auth):
+    batch = distinct(EXAMPLE, 3)
+    batch[2]["trans_num"] = batch[0]["trans_num"].upper()  # the same id, whatever its case
+    r = _post(client, {"transactions": batch}, auth, "/v1/score/batch")
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == [
+        {
+            "loc": ["body", "transactions", 2, "trans_num"],
+            "msg": "trans_num repeats transaction 0 of this batch: each must be unique",
+            "type": "duplicate_trans_num",
+        }
+    ]
+    assert _post(client, {"transactions": distinct(EXAMPLE, 3)}, auth, "/v1/score/batch").status_code == 200
+
+
+def test_no_redirect_is_built_from_the_host_header(client, auth):
+    for method, path in (("post", "/v1/score/"), ("get", "/health/"), ("get", "/ready/")):
+        r = getattr(client, method)(path, headers={**auth, "Host": "evil.example"}, follow_redirects=False)
+        assert r.status_code == 404 and "location" not in r.headers, (path, r.status_code, r.headers)
+
+
 def test_card_number_is_not_echoed_in_errors(client, auth):
     r = _post(client, {**EXAMPLE, "amt": -1.0}, auth)
     assert r.status_code == 422 and EXAMPLE["cc_num"] not in r.text
@@ -101,9 +164,9 @@ def test_oversized_batch_gets_422(store, api_key, auth):
     from api.main import create_app
 
     with TestClient(create_app(make_settings(store, api_key[1], api_max_batch=5), store)) as c:
-        ok = c.post("/v1/score/batch", json={"transactions": [EXAMPLE] * 5}, headers=auth)
+        ok = c.post("/v1/score/batch", json={"transactions": distinct(EXAMPLE, 5)}, headers=auth)
         assert ok.status_code == 200
-        r = c.post("/v1/score/batch", json={"transactions": [EXAMPLE] * 6}, headers=auth)
+        r = c.post("/v1/score/batch", json={"transactions": distinct(EXAMPLE, 6)}, headers=auth)
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "transactions"]
 
 

@@ -20,11 +20,11 @@ import pytest
 import shipped_image
 import standin_env as se
 from api_support import HASH_KEY, ROOT, to_request
-from infra.cfn import load_template
 
 from fraud_detection import artifacts
 from fraud_detection.free_port import free_port
 from fraud_detection.storage import LocalStore
+from tools.emulator.cfn import load_template
 
 GRACEFUL_TIMEOUT_S = 20  # settings.api_graceful_timeout_s's default: the image's ENV does not change it
 

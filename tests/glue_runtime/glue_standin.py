@@ -111,9 +111,8 @@ class GluePackage:
 
 @pytest.fixture(scope="session")
 def glue_package(tmp_path_factory) -> GluePackage:
-    from infra.cfn import load_template
-
     from infra.deploy import build_glue
+    from tools.emulator.cfn import load_template
 
     files = build_glue(tmp_path_factory.mktemp("dist") / "glue")
     modules = [m for m in files["additional_python_modules.txt"].read_text().strip().split(",") if m]

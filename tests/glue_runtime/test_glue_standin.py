@@ -76,7 +76,7 @@ def test_installed_list_leaves_only_the_serving_only_requirements_unmet(glue5_ba
 
 # ----------------------------------------------------------------------------- job arguments
 def _resolver(secret_arn: str):
-    from infra.cfn import Resolver, load_template, parameter_values
+    from tools.emulator.cfn import Resolver, load_template, parameter_values
 
     t = load_template()
     given = {n: "placeholder" for n, spec in t["Parameters"].items() if "Default" not in spec}

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from verify_iam_roles import PolicySet
+from iam_policy import PolicySet
 
 from tools.emulator.cfn import Resolver, creation_order, load_template, parameter_values
 

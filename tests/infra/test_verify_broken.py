@@ -59,6 +59,13 @@ def iam_wildcard_and_api_writes_models(t: dict) -> None:
     read_models["Action"] = ["s3:GetObject", "s3:PutObject"]
 
 
+def iam_api_loses_batch_write(t: dict) -> None:
+    """Issue 14 item 9: the API writes with BatchWriteItem; the old check looked at PutItem / Query only."""
+    for st in _props(t, "ApiTaskRole")["Policies"][0]["PolicyDocument"]["Statement"]:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        st["Action"] = [a for a in actions if a != "dynamodb:BatchWriteItem"] or ["dynamodb:DescribeTable"]
+
+
 def iam_glue_loses_raw_read(t: dict) -> None:
     stmts = _props(t, "GlueJobRole")["Policies"][0]["PolicyDocument"]["Statement"]
     read = next(s for s in stmts if s["Sid"] == "ReadInputsAndCode")
@@ -114,15 +121,20 @@ CASES = [
      ["fraud-ci-retrain-lambda: no wildcard actions - inline:retrain: Action s3:*",
       "s3:PutObject on arn:aws:s3:::fraud-ci-123456789012-us-east-1/models/latest.json",
       "s3:DeleteObject on arn:aws:s3:::fraud-ci-123456789012-us-east-1/raw/a.csv (raw/ is never deleted"]),
-    (iam_glue_loses_raw_read, verify_iam_roles, [], ["FAIL  iam: fraud-ci-glue-job: can do what its service needs - "
-                                                     "denied: s3:GetObject on arn:aws:s3:::fraud-ci-123456789012-us-"
-                                                     "east-1/raw/2019/data.csv (read accepted input)"]),
+    (iam_api_loses_batch_write, verify_iam_roles, [],
+     ["FAIL  iam: fraud-ci-api-task: can make every call its component makes - denied: dynamodb:BatchWriteItem on "
+      "arn:aws:dynamodb:us-east-1:123456789012:table/fraud-ci-card-history (dynamodb.BatchWriteItem",
+      "dynamodb:BatchWriteItem on arn:aws:dynamodb:us-east-1:123456789012:table/fraud-ci-prediction-log"]),
+    (iam_glue_loses_raw_read, verify_iam_roles, [], ["FAIL  iam: fraud-ci-glue-job: can make every call its component "
+                                                     "makes - denied: ",
+                                                     "s3:GetObject on arn:aws:s3:::fraud-ci-123456789012-us-east-1/raw/"
+                                                     "2019/history.csv (s3.GetObject"]),
     (live_drift_on_demand_and_off_the_alarm, verify_glue_job, [],
      ["trigger type: expected 'SCHEDULED', got 'ON_DEMAND'",
       "the training and live-drift jobs publish DriftFound under different names"]),
     (iam_live_drift_cannot_scan_but_writes_models, verify_iam_roles, [],
-     ["FAIL  iam: fraud-ci-live-drift-job: can do what its service needs - denied: dynamodb:Scan on "
-      "arn:aws:dynamodb:us-east-1:123456789012:table/fraud-ci-prediction-log (read the prediction log window)",
+     ["FAIL  iam: fraud-ci-live-drift-job: can make every call its component makes - denied: dynamodb:Scan on "
+      "arn:aws:dynamodb:us-east-1:123456789012:table/fraud-ci-prediction-log (dynamodb.Scan",
       "s3:PutObject on arn:aws:s3:::fraud-ci-123456789012-us-east-1/models/latest.json (only training publishes"]),
     (api_alarms_notify_elsewhere_or_not_at_all, verify_ecs_api, ["--no-functional"],
      ["notifies ['arn:aws:sns:us-east-1:123456789012:someone-else'], not the stack's alarm topic",

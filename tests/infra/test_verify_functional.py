@@ -77,6 +77,7 @@ def test_api_example_is_the_sample_row():
 
 
 @pytest.mark.skipif(not HANDLER_WRITTEN, reason="retrain_lambda/handler.py is not written yet")
+@pytest.mark.aws_component("retrain_lambda")  # the handler runs in this process: its calls are the function's
 def test_end_to_end_with_handler_in_process(healthy, capsys):
     rc = verify_end_to_end.main(healthy.argv("--invoke-handler-locally"))
     out = capsys.readouterr().out

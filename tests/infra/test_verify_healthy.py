@@ -23,6 +23,8 @@ def _run(module, argv, capsys):
     return rc, out
 
 
+
+
 @pytest.mark.parametrize(
     "module",
     [verify_glue_job, verify_lambda_function, verify_iam_roles],

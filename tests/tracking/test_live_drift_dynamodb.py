@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aws_calls
 import pytest
 
 from fraud_detection import artifacts, monitoring
@@ -26,6 +27,7 @@ from tests.tracking.drift_data import VECTOR_SHIFTED, live_sample, numpy_profile
 
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.aws_component("live_drift_job")  # its AWS calls are checked against that job's role
 
 
 @dataclass
@@ -36,9 +38,10 @@ class DynamoLog:
 
     def write(self, records: list) -> None:
         """What the API does: queue + background writer + DynamoSink (batch_write_item over HTTP)."""
-        plog = prediction_log_from_settings(self.settings, self.store)
-        plog.append_many(records)
-        plog.close()
+        with aws_calls.component("api"):  # these writes are the API's: checked against the API's role
+            plog = prediction_log_from_settings(self.settings, self.store)
+            plog.append_many(records)
+            plog.close()
         assert plog.written == len(records)
 
 
@@ -166,3 +169,26 @@ def test_scheduled_job_entry_publishes_drift_found_for_the_alarm(dynamo_log, aws
         Statistics=["Maximum"],
     )
     assert [p["Maximum"] for p in stats["Datapoints"]] == [1.0]
+
+
+def test_scheduled_job_entry_on_an_s3_store(dynamo_log, aws_emulator, monkeypatch, capsys, tmp_path):
+    """The job as deployed: champion, cached profile and report in S3, so its S3 calls go through the IAM
+    call check (tests/aws_calls.py) against the live-drift job's role."""
+    import boto3
+
+    settings, local = dynamo_log.settings, dynamo_log.store
+    _with_champion(local)
+    s3 = boto3.client("s3", endpoint_url=aws_emulator, region_name=REGION)
+    bucket = f"live-drift-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    for path in sorted(p for p in local.root.rglob("*") if p.is_file()):  # what training published
+        s3.put_object(Bucket=bucket, Key=path.relative_to(local.root).as_posix(), Body=path.read_bytes())
+    dynamo_log.write(prediction_records(live_sample(9, 1000, shift_vector=True), prefix="s3"))
+    monkeypatch.setenv("FRAUD_AWS_ENDPOINT_URL", aws_emulator)
+    argv = ["live_drift_job.py", "--store_uri", f"s3://{bucket}", "--kv_backend", "dynamodb",
+            "--prediction_log_table", settings.prediction_log_table, "--hours", "24",
+            "--model_name", "fraud-test-s3", "--aws_region", REGION, "--metrics_backend", "cloudwatch"]  # fmt: skip
+    assert _live_drift_job().main(argv) == 0
+    assert "live drift: DRIFT FOUND in" in capsys.readouterr().out
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="reports/drift/live-")["Contents"]]
+    assert any(k.endswith("report.json") for k in keys), keys

@@ -83,6 +83,7 @@ def test_alert_fires_when_the_newest_drift_report_found_drift(store, capsys):
     assert rc == 1 and "data drift: hour, amt drifted" in out
 
 
+@pytest.mark.aws_component("train_job")  # the training job publishes these (spark_jobs/pipeline.py)
 def test_cloudwatch_metrics_match_the_stack_alarm(store):
     import boto3
     from moto import mock_aws
