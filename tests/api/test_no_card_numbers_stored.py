@@ -29,7 +29,8 @@ def carded(row: dict, card: str, n: int) -> dict:
     body = to_request(row)
     body |= {
         "cc_num": card if n % 2 else int(card),
-        "trans_num": (card + "abcdef" * 3)[:32] if n % 3 else (card * 3)[:32],
+        # unique in a batch; 32 hex digits holding the card number
+        "trans_num": (f"{card}{n:02x}" + "abcdef" * 3)[:32] if n % 3 else (card * 3)[:30] + f"{n:02d}",
         "merchant": f"fraud_shop {card}",
         "first": card,
         "last": f"{card}x",
