@@ -27,7 +27,7 @@ from api.fast_features import ListHistory, transaction_features
 from api.model_holder import LoadedModel
 from fraud_detection import features
 from fraud_detection.card_history import CardHistoryStore
-from fraud_detection.card_key import card_key
+from fraud_detection.card_key import card_key, stored_trans_id
 from fraud_detection.prediction_log import VECTOR_DTYPE, PredictionLog, PredictionRecord
 
 
@@ -108,10 +108,11 @@ class ScoringService:
         x = transaction_features(txn, ListHistory(self.history.read(ck, record[0])))
         p = float(lm.scorer.predict_proba1(np.array([x]))[0])
         decision = p >= lm.threshold
-        trans_id = _trans_id(txn)
+        sent_id = _trans_id(txn)
+        trans_id = stored_trans_id(sent_id, self.hash_key)  # what is stored; the response echoes the sender's
         self.history.append(ck, trans_id, record)
         body = (
-            f'{{"request_id":{json.dumps(request_id)},"trans_num":"{trans_id}","fraud_probability":{p!r},'
+            f'{{"request_id":{json.dumps(request_id)},"trans_num":"{sent_id}","fraud_probability":{p!r},'
             f'"is_fraud":{"true" if decision else "false"},"threshold":{lm.threshold!r},"model":{lm.ref_json}}}'
         ).encode()
         latency_ms = (time.perf_counter() - started) * 1e3
@@ -129,7 +130,8 @@ class ScoringService:
         a transaction sees its card's stored ones and the batch's earlier ones (each counted once)."""
         lm = self.model()
         keys = [card_key(t["cc_num"], self.hash_key) for t in txns]
-        ids = [_trans_id(t) for t in txns]
+        sent_ids = [_trans_id(t) for t in txns]
+        ids = [stored_trans_id(i, self.hash_key) for i in sent_ids]  # stored; the response echoes sent_ids
         cols = base_columns(txns)
         categories = cols["category_idx"].astype(np.int64)
         ts = cols["ts_s"].astype(np.int64).tolist()
@@ -145,7 +147,7 @@ class ScoringService:
         results = ",".join(
             f'{{"trans_num":"{tid}","fraud_probability":{pi!r},"is_fraud":{"true" if di else "false"},'
             f'"threshold":{threshold}}}'
-            for tid, pi, di in zip(ids, probs, dec, strict=True)
+            for tid, pi, di in zip(sent_ids, probs, dec, strict=True)
         )
         body = f'{{"request_id":{json.dumps(request_id)},"model":{lm.ref_json},"results":[{results}]}}'.encode()
         latency_ms = (time.perf_counter() - started) * 1e3

@@ -8,6 +8,7 @@ key a card number cannot be recovered by enumerating the (small) card-number spa
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from fraud_detection.settings import Settings
@@ -22,6 +23,28 @@ class MissingKeyError(RuntimeError):
 
 def card_key(cc_num: str | int, key: str) -> str:
     return hashlib.sha256(f"{key}:{str(cc_num).strip()}".encode()).hexdigest()
+
+
+# A transaction id holding a run of digits as long as the published data's shortest card number (a 32-hex id
+# can: 0-9 are hex digits; about 5% of random ones do) is stored as a keyed hash: a card number hidden in
+# it never reaches the card history, the prediction log or the training snapshot. Others stay as sent.
+TRANS_ID_DIGITS = 11
+_DIGIT_RUN = re.compile(f"[0-9]{{{TRANS_ID_DIGITS}}}")
+
+
+def stored_trans_id(trans_num: str, key: str) -> str:
+    """The id a transaction is stored under: ``trans_num`` itself, or ``h`` + 31 hex of a keyed sha256
+    (32 characters, like the ids it replaces; ``h`` is not hex, so it never collides with a sent id)."""
+    if _DIGIT_RUN.search(trans_num) is None:
+        return trans_num
+    return "h" + hashlib.sha256(f"{key}:trans_num:{trans_num}".encode()).hexdigest()[:31]
+
+
+def spark_stored_trans_id(col, key: str):  # pyspark Column -> Column, equal to ``stored_trans_id``
+    from pyspark.sql import functions as F
+
+    hashed = F.concat(F.lit("h"), F.substring(F.sha2(F.concat(F.lit(f"{key}:trans_num:"), col), 256), 1, 31))
+    return F.when(col.rlike(_DIGIT_RUN.pattern), hashed).otherwise(col)
 
 
 def spark_card_key(col, key: str):  # pyspark Column -> Column

@@ -74,12 +74,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("city", "string", required=False, pii=True),
     Column("state", "string", required=False, regex=r"^[A-Z]{2}$"),
     Column("zip", "int", required=False, min_value=0, max_value=99999, pii=True),
-    Column("lat", "double", min_value=-90.0, max_value=90.0, description="cardholder home latitude"),
-    Column("long", "double", min_value=-180.0, max_value=180.0, description="cardholder home longitude"),
+    Column("lat", "double", min_value=-90.0, max_value=90.0, pii=True, description="cardholder home latitude"),
+    Column("long", "double", min_value=-180.0, max_value=180.0, pii=True, description="cardholder home longitude"),
     Column("city_pop", "long", min_value=0, description="population of the cardholder's city"),
     Column("job", "string", required=False, pii=True),
-    Column("dob", "date", description="cardholder date of birth"),
-    Column("trans_num", "string", regex=r"^[0-9a-fA-F]{32}$", unique=True, description="transaction id"),
+    Column("dob", "date", pii=True, description="cardholder date of birth"),
+    # not personal in itself, but a sender's id: a card number fits in its 32 hex digits (0-9 are hex)
+    Column("trans_num", "string", regex=r"^[0-9a-fA-F]{32}$", unique=True, pii=True, description="transaction id"),
     Column("unix_time", "long", required=False, description="seconds; offset from trans_date_trans_time"),
     Column("merch_lat", "double", min_value=-90.0, max_value=90.0),
     Column("merch_long", "double", min_value=-180.0, max_value=180.0),
@@ -87,6 +88,9 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+# The columns whose values never leave in a report, a Data Docs page, a reason file or a log: counts of
+# unexpected values only (spark_jobs/validate.py).
+PERSONAL_COLUMNS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.pii)
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 LABEL = "is_fraud"
 TIMESTAMP = "trans_date_trans_time"

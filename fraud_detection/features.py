@@ -397,14 +397,14 @@ def spark_base_columns(transactions, key: str):  # DataFrame -> DataFrame
     """Typed transactions -> the primitives both engines start from (card_key, ts_s, hour, ...)."""
     from pyspark.sql import functions as F
 
-    from fraud_detection.card_key import spark_card_key
+    from fraud_detection.card_key import spark_card_key, spark_stored_trans_id
 
     category_idx = F.lit(None).cast("int")
     for name, idx in CATEGORY_INDEX.items():
         category_idx = F.when(F.col("category") == name, F.lit(idx)).otherwise(category_idx)
     hour = F.hour("trans_date_trans_time")
     return transactions.select(
-        "trans_num",
+        spark_stored_trans_id(F.col("trans_num"), key).alias("trans_num"),  # as the API stores it
         spark_card_key(F.col("cc_num"), key).alias("card_key"),
         "trans_date_trans_time",
         F.unix_timestamp("trans_date_trans_time").alias("ts_s"),

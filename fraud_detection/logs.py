@@ -58,6 +58,20 @@ def redact_card_numbers(text: str) -> str:
     return _WORD_WITH_RUN.sub(_redact_in_word, _DIGIT_GROUPS.sub(_redact, text))
 
 
+# Stricter, for text that holds no ids to keep (reports, stored file names): a card-length run counts inside
+# a hex word too (a card number hides in a 32-hex id); 4-4-4-4 / 4-6-5 groups count, dates do not.
+_GROUPED_RUN = re.compile(r"\d{3,}(?:[ -]\d{3,})*")
+
+
+def redact_digit_runs(text: str, fewest: int = _FEWEST) -> str:
+    """``redact_card_numbers``, then every run of ``fewest`` digits or more, inside any word, -> ``REDACTED``."""
+
+    def sub(m: re.Match[str]) -> str:
+        return REDACTED if sum(ch.isdigit() for ch in m.group()) >= fewest else m.group()
+
+    return _GROUPED_RUN.sub(sub, redact_card_numbers(text))
+
+
 def has_card_like_digits(text: str) -> bool:
     """Whether ``text`` holds as many digits in a row as a card number, spaces and dashes ignored: such
     text from outside (a caller's request id) is not written to a log."""

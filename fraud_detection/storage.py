@@ -46,7 +46,11 @@ class Store(Protocol):
 
 
 def _clean(key: str) -> str:
-    key = key.replace("\\", "/").lstrip("/")
+    """A key relative to the store root. ``/`` separates; a backslash is an ordinary character of a name
+    (legal in S3 keys and POSIX file names), except where the OS itself treats it as a separator."""
+    if os.sep != "/" or (os.altsep and os.altsep != "/"):
+        key = key.replace("\\", "/")
+    key = key.lstrip("/")
     if any(part == ".." for part in key.split("/")):
         raise StorageError(f"key must not contain '..': {key!r}")
     return key

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -18,7 +21,23 @@ class InputFile:
 
     @property
     def spark_uri(self) -> str:
-        return self.uri if self.uri.startswith("s3://") else Path(self.uri).as_uri()
+        return spark_path(self.uri)
+
+
+# Hadoop's glob characters: spark.read globs any path holding one of them (``[`` alone is an invalid pattern,
+# ``*`` or ``?`` may match other files); a backslash makes each one literal again.
+_GLOB_CHARS = re.compile(r"([\\*?\[\]{}])")
+
+
+def spark_path(uri: str) -> str:
+    """The path Spark reads as exactly this file.
+
+    Hadoop takes a path string unencoded: ``Path.as_uri()``'s percent-encoding (``%20``, ``%C3%A9``) is not
+    undone, so a file named with a space or a non-ASCII character was "not found". Glob characters are
+    escaped; the string is otherwise the name as written, locally and for ``s3://``.
+    """
+    path = uri if "://" in uri else "file://" + str(Path(uri).resolve())
+    return _GLOB_CHARS.sub(r"\\\1", path)
 
 
 def _s3_client():
@@ -46,8 +65,9 @@ def list_inputs(paths: list[str]) -> list[InputFile]:
         path = Path(p).expanduser().resolve()
         if path.is_dir():
             for f in sorted(path.rglob("*.csv")):
-                if not f.name.startswith("."):
-                    found[str(f)] = InputFile(str(f), f.name)
+                # a folder named *.csv is no input (its files are); a link or FIFO is, and fails its read
+                if not f.name.startswith(".") and (f.is_symlink() or not f.is_dir()):
+                    found[str(f)] = InputFile(str(f), f.relative_to(path).as_posix())  # unique in the folder
         elif path.is_file():
             found[str(path)] = InputFile(str(path), path.name)
         else:
@@ -60,7 +80,11 @@ def read_head(f: InputFile, nbytes: int = 65536) -> bytes:
         u = urlparse(f.uri)
         r = _s3_client().get_object(Bucket=u.netloc, Key=u.path.lstrip("/"), Range=f"bytes=0-{nbytes - 1}")
         return r["Body"].read()
-    with open(f.uri, "rb") as fh:
+    # never blocks on a FIFO, never follows a link out of the folder: either is "not a regular file"
+    fd = os.open(f.uri, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise contract.ContractError("not a regular file (a link, FIFO or folder)")
         return fh.read(nbytes)
 
 

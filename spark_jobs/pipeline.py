@@ -18,6 +18,7 @@ from typing import Any
 from fraud_detection import artifacts, contract
 from fraud_detection.card_key import resolve_key
 from fraud_detection.features import FEATURE_NAMES, MAX_WINDOW_S, spark_base_columns, spark_features
+from fraud_detection.logs import redact_card_numbers
 from fraud_detection.models import model_feature_importances
 from fraud_detection.runs import RunRecord, new_run_id, save_run
 from fraud_detection.settings import Settings
@@ -82,7 +83,7 @@ def run_training(spark, settings: Settings, store: Store, request: TrainRequest)
         result = _run(spark, settings, store, request, record)
     except Exception as exc:
         record.status = "failed"
-        record.error = f"{type(exc).__name__}: {exc}"
+        record.error = redact_card_numbers(f"{type(exc).__name__}: {exc}")
         record.finished_at = artifacts.utc_now()
         save_run(store, record)
         log.error("training run failed; latest unchanged", extra={"run_id": record.run_id, "error": record.error})
@@ -305,11 +306,13 @@ def _validate_inputs(spark, store: Store, request: TrainRequest, record: RunReco
         try:
             header = extract.read_header(f)
             contract.check_header(header)
-        except contract.ContractError as exc:
-            reason = {"file": f.name, "error": str(exc), "failed_expectations": []}
+        except Exception as exc:  # noqa: BLE001 - unreadable (gone, a FIFO, denied) or not a contract CSV
+            error = str(exc) if isinstance(exc, contract.ContractError) else f"unreadable: {type(exc).__name__}: {exc}"
+            reason = {"file": f.name, "error": error, "failed_expectations": []}
             record.quarantined_files.append(quarantine(store, f.uri, f.name, reason))
             continue
         parsed.append((f, transform.typed_with_castability(extract.read_csv(spark, f, header))))
+    parsed = _readable_by_spark(parsed, store, record)
     if not parsed:
         raise RunFailed("no input file passed validation; see quarantine/")
     validator = ContractValidator(record.run_id)
@@ -335,6 +338,30 @@ def _validate_inputs(spark, store: Store, request: TrainRequest, record: RunReco
     if len(accepted) < len(parsed):
         union = union.filter(F.col("source_file").isin([f.name for f in accepted]))
     return union, {f.name: i for i, f in enumerate(accepted)}
+
+
+def _readable_by_spark(parsed: list, store: Store, record: RunRecord) -> list:
+    """The files Spark can read. Reading is lazy, so a file Spark cannot open (a name Hadoop refuses, a file
+    gone since its header was read) would otherwise fail the whole run at the first action; all are read
+    in one job, and only when that fails each on its own, the failing ones quarantined with Spark's error."""
+    if not parsed:
+        return parsed
+    try:
+        reduce(lambda a, b: a.unionByName(b), [df for _, df in parsed]).count()
+        return parsed
+    except Exception:  # noqa: BLE001 - find which file(s)
+        log.warning("an input file could not be read by Spark; reading each file on its own")
+    ok = []
+    for f, df in parsed:
+        try:
+            df.count()
+        except Exception as exc:  # noqa: BLE001 - quarantined with its reason; the run goes on
+            first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+            reason = {"file": f.name, "error": f"Spark could not read it: {type(exc).__name__}: {first}"}
+            record.quarantined_files.append(quarantine(store, f.uri, f.name, reason | {"failed_expectations": []}))
+            continue
+        ok.append((f, df))
+    return ok
 
 
 def _split_counts(fs) -> dict[str, dict[str, Any]]:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -52,6 +55,29 @@ class ScanResult:
     error: str | None = None
 
 
+def _local_landing(root: Path) -> list[tuple[str, int, str, float]]:
+    """(key, size, etag, mtime) of every entry under ``landing/``, hidden ones too, walked without following
+    links: a link, a FIFO or a socket is an entry of its own (the intake quarantines a note for it)."""
+    out: list[tuple[str, int, str, float]] = []
+    stack = [(root / "landing", "landing/")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # taken away between the listing and the look
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append((Path(entry.path), f"{prefix}{entry.name}/"))
+            else:
+                out.append((prefix + entry.name, st.st_size, f"{st.st_mtime_ns}-{st.st_size}", st.st_mtime))
+    return sorted(out)
+
+
 def landing_event(deps, settle_s: float, skip: dict[str, str] | None = None) -> tuple[dict | None, list[str]]:
     """The S3-shaped event for the settled files under landing/ (one record each), and the unsettled keys."""
     from fraud_detection.storage import LocalStore, S3Store
@@ -60,31 +86,43 @@ def landing_event(deps, settle_s: float, skip: dict[str, str] | None = None) -> 
     store = deps.store
     bucket = store.bucket if isinstance(store, S3Store) else "local"
     now = time.time()
+    if isinstance(store, LocalStore):
+        found = _local_landing(store.root)
+    else:
+        found = [(o.key, o.size, o.etag, 0.0) for o in store.list("landing/")]
     records, unsettled = [], []
-    for info in store.list("landing/"):
-        if skip is not None and skip.get(info.key) == info.etag:
+    for key, size, etag, mtime in found:
+        if skip is not None and skip.get(key) == etag:
             continue
-        if isinstance(store, LocalStore) and now - store.path(info.key).stat().st_mtime < settle_s:
-            unsettled.append(info.key)
+        if now - mtime < settle_s:
+            unsettled.append(key)
             continue
-        full = store._k(info.key) if isinstance(store, S3Store) else info.key
-        records += s3_event(bucket, full, size=info.size, etag=info.etag, sequencer=f"{time.time_ns():X}")["Records"]
+        full = f"{store.prefix}/{key}" if isinstance(store, S3Store) and store.prefix else key
+        records += s3_event(bucket, full, size=size, etag=etag, sequencer=f"{time.time_ns():X}")["Records"]
     return ({"Records": records} if records else None), unsettled
 
 
 def scan(deps, settle_s: float, skip: dict[str, str] | None = None) -> ScanResult:
-    """One scan: the settled new files go to the handler logic as one event (so one run covers them)."""
+    """One scan: the settled new files go to the handler logic as one event (so one run covers them).
+    Nothing a file does stops the watcher: an error is returned, and the file is looked at again."""
     from fraud_detection.idempotency import AlreadyInProgress
     from retrain_lambda.events import parse_s3_records
-    from retrain_lambda.intake import process_objects
+    from retrain_lambda.intake import IntakeIncomplete, process_objects
 
-    event, unsettled = landing_event(deps, settle_s, skip)
+    try:
+        event, unsettled = landing_event(deps, settle_s, skip)
+    except Exception as exc:  # noqa: BLE001 - the store failed to list: look again next scan
+        log.error("landing/ could not be listed", exc_info=True)
+        return ScanResult(None, None, [], f"{type(exc).__name__}: {exc}")
     if event is None:
         return ScanResult(None, None, unsettled)
     try:
         return ScanResult(event, process_objects(parse_s3_records(event), deps), unsettled)
-    except AlreadyInProgress as exc:  # another watcher / handler has it: look again next scan
+    except (AlreadyInProgress, IntakeIncomplete) as exc:  # the rest is done; these files wait for the next scan
         return ScanResult(event, None, unsettled, str(exc))
+    except Exception as exc:  # noqa: BLE001 - e.g. the launcher failed: claims released, retried next scan
+        log.error("landing/ scan failed; files stay for the next scan", exc_info=True)
+        return ScanResult(event, None, unsettled, f"{type(exc).__name__}: {exc}")
 
 
 def process_landing_once(deps=None, *, settle_s: float = 0.0, wait_s: float = 0.0, max_scans: int = 30):
