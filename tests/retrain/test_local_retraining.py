@@ -136,17 +136,20 @@ def test_watch_loop_command_is_bounded_and_does_not_resend(local_settings, monke
         wait_idle(deps)
 
         rc = cli_main(["runs", "--json"])
-        doc = json.loads(capsys.readouterr().out.split("\nruns:")[0])
+        captured = capsys.readouterr()
+        doc = json.loads(captured.out)  # the whole of stdout is the one document; the summary is on stderr
+        assert captured.err.strip().splitlines()[-1].startswith("runs: 1 shown")
         (r,) = doc["runs"]
         assert r["trigger"] == "file" and r["status"] == "succeeded" and r["trigger_files"] == ["raw/mar.csv"]
         assert r["promotion"]["promoted"] is True
 
         rc = cli_main(["retrain", "--trigger", "schedule", "--wait", "60"])
-        out = capsys.readouterr().out
-        assert rc == 0 and "succeeded" in out
+        err = capsys.readouterr().err
+        assert rc == 0 and "retrain: succeeded" in err
         rc = cli_main(["runs"])
-        out = capsys.readouterr().out
-        assert rc == 0 and "schedule" in out and out.strip().splitlines()[-1].startswith("runs: 2 shown (0 failed)")
+        captured = capsys.readouterr()
+        assert rc == 0 and "schedule" in captured.out
+        assert captured.err.strip().splitlines()[-1].startswith("runs: 2 shown (0 failed)")
         assert [r[4] for r in fake_runs()] == ["file", "schedule"]
     finally:
         settings_module.get_settings.cache_clear()
