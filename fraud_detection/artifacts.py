@@ -24,7 +24,6 @@ import hmac
 import io
 import json
 import platform
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +33,7 @@ import sklearn
 from pydantic import BaseModel, Field
 
 from fraud_detection import __version__
+from fraud_detection.local_secrets import local_secret
 from fraud_detection.storage import LocalStore, StorageError, Store
 
 MODELS = "models"
@@ -66,13 +66,7 @@ def signing_key(store: Store, configured: Any = None) -> bytes:
             raise MissingSigningKeyError("the model signing key is empty")
         return text.encode()
     if isinstance(store, LocalStore):
-        path = store.path(SIGNING_KEY_FILE)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.parent.chmod(0o700)
-            store.write_bytes(SIGNING_KEY_FILE, secrets.token_hex(32).encode())
-            path.chmod(0o600)
-        return store.read_bytes(SIGNING_KEY_FILE).strip()
+        return local_secret(store, SIGNING_KEY_FILE)
     raise MissingSigningKeyError(
         "FRAUD_MODEL_SIGNING_KEY must be set for a non-local store (inject it from Secrets Manager)"
     )

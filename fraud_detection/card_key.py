@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 
+from fraud_detection.local_secrets import local_secret
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore, Store
 
@@ -58,11 +58,5 @@ def resolve_key(settings: Settings, store: Store) -> str:
     if settings.card_hash_key is not None:
         return settings.card_hash_key.get_secret_value()
     if isinstance(store, LocalStore):
-        path = store.path(KEY_FILE)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.parent.chmod(0o700)
-            store.write_bytes(KEY_FILE, secrets.token_hex(32).encode())
-            path.chmod(0o600)
-        return store.read_bytes(KEY_FILE).decode().strip()
+        return local_secret(store, KEY_FILE).decode()
     raise MissingKeyError("FRAUD_CARD_HASH_KEY must be set for a non-local store (inject it from Secrets Manager)")
