@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +18,27 @@ def pytest_configure(config) -> None:
 
     if not config.pluginmanager.has_plugin("aws_calls"):
         config.pluginmanager.register(aws_calls_plugin.Plugin(), "aws_calls")
+
+
+@pytest.fixture(scope="module")
+def aws_emulator() -> Iterator[str]:
+    """The local AWS emulator (moto server on 127.0.0.1, ``tools.emulator.server``), one per test module:
+    real HTTP from boto3, no patching, and no state shared between modules."""
+    from tools.emulator.server import start
+
+    server, url = start(0)
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def fake_aws_credentials(monkeypatch) -> None:
+    """Credentials for the emulator only; never a real account from a test."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterator
 
 import aws_calls
 import pytest
@@ -28,38 +27,20 @@ pytestmark = pytest.mark.aws_component("api")
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/fraud-dev-prediction-log"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    from tools.emulator.server import start
-
-    server, url = start(0)
-    yield url
-    server.stop()
-
-
-@pytest.fixture
-def fake_credentials(monkeypatch) -> None:
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
 def _statement(template: dict, role: str, sid: str) -> dict:
     statements = template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     return next(s for s in statements if s["Sid"] == sid)
 
 
-def _recorded_prediction_log_writes(emulator: str, tmp_path) -> list[Call]:
+def _recorded_prediction_log_writes(aws_emulator: str, tmp_path) -> list[Call]:
     import boto3
 
     from fraud_detection.prediction_log import create_dynamo_table, prediction_log_from_settings
     from tests.tracking.drift_data import live_sample, prediction_records
 
     table = f"plog-{uuid.uuid4().hex[:8]}"
-    create_dynamo_table(boto3.client("dynamodb", endpoint_url=emulator, region_name=REGION), table)
-    settings = Settings(store_uri=str(tmp_path), kv_backend="dynamodb", aws_endpoint_url=emulator,
+    create_dynamo_table(boto3.client("dynamodb", endpoint_url=aws_emulator, region_name=REGION), table)
+    settings = Settings(store_uri=str(tmp_path), kv_backend="dynamodb", aws_endpoint_url=aws_emulator,
                         aws_region=REGION, prediction_log_table=table)  # fmt: skip
     start = len(aws_calls.RECORDER.calls)
     plog = prediction_log_from_settings(settings, LocalStore(tmp_path))  # what the API runs
@@ -68,8 +49,8 @@ def _recorded_prediction_log_writes(emulator: str, tmp_path) -> list[Call]:
     return [r.call for r in aws_calls.RECORDER.since(start) if r.operation == "BatchWriteItem"]
 
 
-def test_a_grant_removed_from_the_template_denies_the_recorded_call(emulator, fake_credentials, tmp_path):
-    calls = _recorded_prediction_log_writes(emulator, tmp_path)
+def test_a_grant_removed_from_the_template_denies_the_recorded_call(aws_emulator, fake_aws_credentials, tmp_path):
+    calls = _recorded_prediction_log_writes(aws_emulator, tmp_path)
     assert calls and {c.component for c in calls} == {"api"}
     assert [v.message() for v in aws_calls.check_calls(calls) if not v.allowed] == []
 
@@ -85,8 +66,8 @@ def test_a_grant_removed_from_the_template_denies_the_recorded_call(emulator, fa
     assert f"denied: dynamodb:BatchWriteItem on {TABLE_ARN} (implicit deny)" in message
 
 
-def test_an_explicit_deny_in_a_copy_of_the_template_wins(emulator, fake_credentials, tmp_path):
-    calls = _recorded_prediction_log_writes(emulator, tmp_path)
+def test_an_explicit_deny_in_a_copy_of_the_template_wins(aws_emulator, fake_aws_credentials, tmp_path):
+    calls = _recorded_prediction_log_writes(aws_emulator, tmp_path)
     template = copy.deepcopy(TemplateStack.load().template)
     statements = template["Resources"]["ApiTaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     statements.append({"Effect": "Deny", "Action": "dynamodb:BatchWriteItem", "Resource": "*"})
@@ -94,12 +75,12 @@ def test_an_explicit_deny_in_a_copy_of_the_template_wins(emulator, fake_credenti
     assert "explicit deny" in verdicts[0].message()
 
 
-def test_a_missing_key_answers_403_without_list_bucket(emulator, fake_credentials):
+def test_a_missing_key_answers_403_without_list_bucket(aws_emulator, fake_aws_credentials):
     """HeadObject of a missing key, recorded on the emulator (which answers 404 whatever the role)."""
     import boto3
 
-    boto3.client("s3", endpoint_url=emulator, region_name=REGION).create_bucket(Bucket="iam-missing-key")
-    store = S3Store("s3://iam-missing-key", endpoint_url=emulator, region=REGION)
+    boto3.client("s3", endpoint_url=aws_emulator, region_name=REGION).create_bucket(Bucket="iam-missing-key")
+    store = S3Store("s3://iam-missing-key", endpoint_url=aws_emulator, region=REGION)
     start = len(aws_calls.RECORDER.calls)
     assert store.head("models/latest.json") is None
     (models,) = [r.call for r in aws_calls.RECORDER.since(start) if r.operation == "HeadObject"]
@@ -226,7 +207,7 @@ def test_a_call_the_inventory_does_not_list_fails_its_test():
     [("card_hash_key", "card-hash-key", "CardHashKeySecret"),
      ("model_signing_key", "model-signing-key", "ModelSigningKeySecret")],
 )  # fmt: skip
-def test_the_training_jobs_secret_reads_are_checked_against_its_role(fake_credentials, reader, name, resource):
+def test_the_training_jobs_secret_reads_are_checked_against_its_role(fake_aws_credentials, reader, name, resource):
     """glue/train_job.py reads the card-hash key and the model-signing key (moto in-process): each recorded,
     bound to its own secret in the template and allowed to the job's role."""
     import importlib.util

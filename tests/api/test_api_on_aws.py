@@ -6,28 +6,18 @@ check (tests/aws_calls.py) holds against the API task role: reading a model that
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from api_support import make_settings, to_request
 
-from fraud_detection import card_history, prediction_log
+from fraud_detection import artifacts, card_history, prediction_log
 
 BUCKET = "fraud-api-on-aws"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    from tools.emulator.server import start
-
-    server, url = start(0)
-    yield url
-    server.stop()
-
-
 @pytest.fixture
-def aws(emulator, monkeypatch):
+def aws(aws_emulator, monkeypatch):
     import boto3
     import requests
 
@@ -36,8 +26,8 @@ def aws(emulator, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    requests.post(f"{emulator}/moto-api/reset", timeout=10)
-    kw = {"endpoint_url": emulator, "region_name": "us-east-1"}
+    requests.post(f"{aws_emulator}/moto-api/reset", timeout=10)
+    kw = {"endpoint_url": aws_emulator, "region_name": "us-east-1"}
     s3, dynamo = boto3.client("s3", **kw), boto3.client("dynamodb", **kw)
     s3.create_bucket(Bucket=BUCKET)
     card_history.create_dynamo_table(dynamo, "hist")
@@ -47,20 +37,21 @@ def aws(emulator, monkeypatch):
 
 def _publish(s3, model_template: Path) -> None:
     """What the training job does, with the test's own client: the version's files, then the pointer."""
-    files = sorted(p for p in model_template.rglob("*") if p.is_file())
+    files = sorted(p for p in model_template.rglob("*") if p.is_file() and "secrets" not in p.parts)  # not keys
     for path in sorted(files, key=lambda p: p.name == "latest.json"):
         s3.put_object(Bucket=BUCKET, Key=path.relative_to(model_template).as_posix(), Body=path.read_bytes())
 
 
-def test_api_on_s3_and_dynamodb_waits_for_a_model_then_scores(aws, emulator, model_template, api_key, auth, rows):
+def test_api_on_s3_and_dynamodb_waits_for_a_model_then_scores(aws, aws_emulator, model_template, api_key, auth, rows):
     from fastapi.testclient import TestClient
 
     from api.main import create_app
 
     s3, dynamo = aws
     settings = make_settings(
-        model_template, api_key[1], store_uri=f"s3://{BUCKET}", aws_endpoint_url=emulator, aws_region="us-east-1",
+        model_template, api_key[1], store_uri=f"s3://{BUCKET}", aws_endpoint_url=aws_emulator, aws_region="us-east-1",
         kv_backend="dynamodb", card_history_table="hist", prediction_log_table="plog",
+        model_signing_key=(model_template / artifacts.SIGNING_KEY_FILE).read_text().strip(),  # as from Secrets Manager
     )  # fmt: skip
     with TestClient(create_app(settings)) as c:
         assert c.get("/health").status_code == 200

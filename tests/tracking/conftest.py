@@ -4,7 +4,6 @@ and the project's local AWS emulator (moto in server mode on 127.0.0.1) for the 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -97,21 +96,3 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def aws_emulator() -> Iterator[str]:
-    """The emulator ``python -m tools.emulator.server`` runs (same starter): real HTTP from boto3, no patching."""
-    from tools.emulator.server import start
-
-    server, url = start(0)
-    yield url
-    server.stop()
-
-
-@pytest.fixture
-def fake_aws_credentials(monkeypatch) -> None:
-    """Credentials for the emulator only; never a real account from a test."""
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
