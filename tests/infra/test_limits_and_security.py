@@ -112,7 +112,7 @@ def test_api_url_is_its_own_host_name_with_an_optional_alias():
 def test_resources_holding_data_survive_deletion_but_not_a_failed_first_create():
     resources = load_template()["Resources"]
     holding_data = ["DataBucket", "IdempotencyTable", "PredictionLogTable", "CardHistoryTable",
-                    "CardHashKeySecret", "ApiRepository", "DataKey"]  # fmt: skip
+                    "CardHashKeySecret", "ModelSigningKeySecret", "ApiRepository", "DataKey"]  # fmt: skip
     for name in holding_data:
         assert resources[name].get("DeletionPolicy") == "RetainExceptOnCreate", name
         assert resources[name].get("UpdateReplacePolicy") == "Retain", name
@@ -169,7 +169,7 @@ def test_writers_are_given_the_data_key():
     from fraud_detection.settings import Settings
 
     r = resolver()
-    r.refs.update(IdempotencyTable="t", TrainJob="fraud-train-dev", CardHashKeySecret="s")
+    r.refs.update(IdempotencyTable="t", TrainJob="fraud-train-dev", CardHashKeySecret="s", ModelSigningKeySecret="m")
     env = prop(r, "RetrainFunction", "Environment")["Variables"]
     assert env["FRAUD_DATA_KMS_KEY_ARN"] == KEY_ARN
     assert prop(r, "TrainJob", "DefaultArguments")["--data_kms_key_arn"] == KEY_ARN
@@ -179,6 +179,6 @@ def test_writers_are_given_the_data_key():
     assert "data_kms_key_arn" in glue.train_job.OPTIONAL
 
 
-@pytest.mark.parametrize("secret", ["CardHashKeySecret"])
-def test_card_hash_key_is_retained(secret):
+@pytest.mark.parametrize("secret", ["CardHashKeySecret", "ModelSigningKeySecret"])
+def test_card_hash_and_signing_keys_are_retained(secret):
     assert load_template()["Resources"][secret]["DeletionPolicy"] in ("Retain", "RetainExceptOnCreate")

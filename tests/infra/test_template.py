@@ -43,6 +43,7 @@ def test_names_derive_from_environment(env):
     r = Resolver(t, parameter_values(t, {**REQUIRED, "EnvName": env, "LambdaCodeVersion": "v1"}),
                  account_id="123456789012", region="eu-west-1", stack_name=f"fraud-{env}")  # fmt: skip
     r.refs["CardHashKeySecret"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x"
+    r.refs["ModelSigningKeySecret"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:m"
     r.attrs["DataKey"] = {"Arn": "arn:aws:kms:eu-west-1:123456789012:key/k"}
     job = t["Resources"]["TrainJob"]["Properties"]
     assert r.resolve(job["Name"]) == f"fraud-train-{env}"
@@ -113,6 +114,7 @@ def _resolver(t: dict) -> Resolver:
     r = Resolver(t, parameter_values(t, {**REQUIRED, "EnvName": "dev", "LambdaCodeVersion": "v1"}),
                  account_id=ACCOUNT, region=REGION, stack_name="fraud-dev")  # fmt: skip
     r.refs["CardHashKeySecret"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:x"
+    r.refs["ModelSigningKeySecret"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:m"
     r.attrs["DataKey"] = {"Arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k"}
     r.refs["PredictionLogTable"] = "fraud-dev-prediction-log"
     for logical, name in (("PredictionLogTable", "prediction-log"), ("CardHistoryTable", "card-history"),
