@@ -66,6 +66,7 @@ def task_env(image, mounts: dict[str, Path], api_key_entry: str, **overrides: st
         **image.environment(mounts),
         "FRAUD_API_KEYS": api_key_entry,  # Secrets in the task definition
         "FRAUD_CARD_HASH_KEY": HASH_KEY,
+        "FRAUD_MODEL_SIGNING_KEY": "placeholder-signing-key",  # a test that publishes gives the real one
         **overrides,
     }
 
@@ -123,8 +124,9 @@ def test_the_image_serves_as_shipped(image, task, api_key, model_template, rows,
     uid, mounts = task
     port = free_port()
     store = se.writable_dir(mounts["/tmp"] / "store", uid)  # the embedded store stands in for S3
+    signing_key = (model_template / artifacts.SIGNING_KEY_FILE).read_text().strip()  # the model was signed with
     env = task_env(image, mounts, api_key[1], FRAUD_API_HOST="127.0.0.1", FRAUD_API_PORT=str(port),
-                   FRAUD_STORE_URI=str(store))  # fmt: skip
+                   FRAUD_STORE_URI=str(store), FRAUD_MODEL_SIGNING_KEY=signing_key)  # fmt: skip
     python = shutil.which(image.cmd[0], path=env["PATH"])
     assert python == str(image.python)
     base = f"http://127.0.0.1:{port}"
