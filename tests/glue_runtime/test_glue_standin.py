@@ -75,15 +75,18 @@ def test_installed_list_leaves_only_the_serving_only_requirements_unmet(glue5_ba
 
 
 # ----------------------------------------------------------------------------- job arguments
-def _resolver(secret_arn: str):
+def _resolver(secret_arn: str, signing_arn: str | None = None):
     from tools.emulator.cfn import Resolver, load_template, parameter_values
 
     t = load_template()
     given = {n: "placeholder" for n, spec in t["Parameters"].items() if "Default" not in spec}
     given |= {"EnvName": ENV, "AdditionalPythonModules": "scikit-learn==1.9.1"}
     r = Resolver(t, parameter_values(t, given), account_id=ACCOUNT, region=REGION, stack_name=f"fraud-{ENV}")
-    r.refs |= {"CardHashKeySecret": secret_arn, "PredictionLogTable": f"fraud-{ENV}-prediction-log",
+    signing_arn = signing_arn or secret_arn.replace("card-hash-key", "model-signing-key")
+    r.refs |= {"CardHashKeySecret": secret_arn, "ModelSigningKeySecret": signing_arn,
+               "PredictionLogTable": f"fraud-{ENV}-prediction-log",
                "TrainJob": f"fraud-train-{ENV}", "LiveDriftJob": f"fraud-live-drift-{ENV}"}  # fmt: skip
+    r.attrs["DataKey"] = {"Arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/data-key"}
     return t, r
 
 
@@ -174,7 +177,7 @@ def _script_options(script: str) -> set[str]:
     import live_drift_job
     import train_job
 
-    return set(train_job.OPTIONAL) if script == "train_job.py" else set(live_drift_job.OPTIONAL)
+    return set(train_job.OPTIONAL) if script == "train_job.py" else {*live_drift_job.OPTIONAL, *live_drift_job.SECRETS}
 
 
 def test_every_job_argument_the_template_passes_is_known_to_its_script():
@@ -204,14 +207,15 @@ def moto_secret(monkeypatch):
     creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     sm = boto3.client("secretsmanager", endpoint_url=url, region_name=REGION, **creds)
     arn = sm.create_secret(Name=f"fraud-{ENV}-card-hash-key", SecretString="k" * 64)["ARN"]
-    yield url, arn
+    signing = sm.create_secret(Name=f"fraud-{ENV}-model-signing-key", SecretString="s" * 64)["ARN"]
+    yield url, arn, signing
     server.stop()
 
 
 @pytest.mark.spark
 def test_training_run_completes_on_the_standin(glue5_job, glue_package, moto_secret, small_history_csv, tmp_path):
-    moto_url, secret_arn = moto_secret
-    t, r = _resolver(secret_arn)
+    moto_url, secret_arn, signing_arn = moto_secret
+    t, r = _resolver(secret_arn, signing_arn)
     job = _job(t, r, "TrainJob")
     store = tmp_path / "store"
     run_id = "20240101T000000Z-standin"
