@@ -26,13 +26,17 @@ def _monitor(capsys) -> tuple[int, str]:
 
 
 def _monitor_with_log(capsys) -> tuple[int, str, list[dict]]:
-    """Run ``fraud monitor``; the CLI logs JSON lines to stderr."""
+    """Run ``fraud monitor``: its summary line and its JSON log lines both go to stderr (stdout is for
+    ``--json``); returns the exit code, the summary and the log events."""
     from fraud_cli.cli import main
 
     rc = main(["monitor"])
     cap = capsys.readouterr()
-    logs = [json.loads(line) for line in cap.err.splitlines() if line.startswith("{")]
-    return rc, cap.out, logs
+    assert cap.out == ""
+    lines = cap.err.splitlines()
+    logs = [json.loads(line) for line in lines if line.startswith("{")]
+    summary = "\n".join(line for line in lines if line.startswith("monitor:"))
+    return rc, summary, logs
 
 
 def test_local_metrics_file_holds_the_champions_numbers(store):
