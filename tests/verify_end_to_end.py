@@ -167,7 +167,9 @@ def _run_covering(records: dict[str, dict], raw_key: str) -> dict | None:
 def run_functional_checks(dep, report: Report, *, invoke_locally: bool, timeout: float) -> None:
     s3, glue, bucket = dep.client("s3"), dep.client("glue"), dep.bucket
     job = dep.output("GlueJobName")
-    tag = f"verify-e2e-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    # The "Z" keeps the time's digits apart from the random part: intake renames a file whose name holds
+    # 11 or more digits in a run (dashes allowed, as in a card number), and the checks look for the name.
+    tag = f"verify-e2e-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     good_name, bad_name = f"{tag}-valid.csv", f"{tag}-broken.csv"
     started = datetime.now(UTC).replace(microsecond=0)
     events = []
