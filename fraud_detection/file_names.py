@@ -18,11 +18,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from fraud_detection.logs import REDACTED, redact_digit_runs
-
 MAX_SEGMENT_BYTES = 180  # NAME_MAX is 255 bytes: room for ".<tag>-<n>" and ".reason.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CARD_IN_NAME = "card-number-redacted"
+# A card number in a name: a run of as many digits as the published data's shortest card (11), or digits in
+# the groups cards are printed in (4-4-4-4 with up to 3 more, 4-6-5), joined by a space, dash, dot or
+# underscore. Date stamps and ranges (20190101, 20190101-20191231, 2019-01-01) are neither.
+_SEP = r"[ ._-]"
+_CARD_IN_NAME = re.compile(
+    rf"\d{{11,}}|(?<!\d)(?:\d{{4}}(?:{_SEP}\d{{4}}){{3}}(?:{_SEP}?\d{{1,3}})?|\d{{4}}{_SEP}\d{{6}}{_SEP}\d{{5}})(?!\d)"
+)
 
 
 def unsafe_name(rel: str) -> str | None:
@@ -60,8 +65,7 @@ def stored_name(rel: str) -> str:
             seg = seg.replace(".", "_") or "_"
         elif seg.startswith("."):
             seg = "_" + seg  # visible: listings skip dot names
-        # as long as the published data's shortest card: date stamps (20190101) stay
-        seg = redact_digit_runs(seg, fewest=11).replace(REDACTED, CARD_IN_NAME)
+        seg = _CARD_IN_NAME.sub(CARD_IN_NAME, seg)
         out.append(_cut(seg))
     return "/".join(out)
 

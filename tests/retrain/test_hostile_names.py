@@ -70,6 +70,8 @@ def test_every_dropped_entry_ends_in_raw_or_quarantine_with_a_reason_and_a_log_l
     drop(deps, f"card {CARD}.csv", BAD_FILES["wrong-columns.csv"])
     drop(deps, f"{CARD}abcdef.csv", good_csv())  # taken, the card number out of its name
     drop(deps, "20190101_20191231.csv", good_csv())  # date stamps are no card numbers
+    drop(deps, "data_20190101-20191231.csv", good_csv())  # nor is a date range
+    drop(deps, "4000-3234-1234-9873 export.csv", good_csv())  # a card as printed: 4-4-4-4
     long_name = "é" * 120 + ".csv"  # 244 bytes: quarantine/<name>.reason.json would pass NAME_MAX
     drop(deps, long_name, BAD_FILES["empty.csv"])
     os.symlink(secret, landing(deps) / "link.csv")
@@ -95,11 +97,18 @@ def test_every_dropped_entry_ends_in_raw_or_quarantine_with_a_reason_and_a_log_l
         "landing/pipe.csv": "quarantined",
         f"landing/{CARD}abcdef.csv": "accepted",
         "landing/20190101_20191231.csv": "accepted",
+        "landing/data_20190101-20191231.csv": "accepted",
+        "landing/4000-3234-1234-9873 export.csv": "accepted",
     }
     assert status == expected
     assert leftover(deps) == []
     taken = sorted(k for k in (f.raw_key for f in res.intake.files) if k)
-    named = [f"raw/{n}" for n in GOOD_NAMES] + [f"raw/{CARD_IN_NAME}abcdef.csv", "raw/20190101_20191231.csv"]
+    named = [f"raw/{n}" for n in GOOD_NAMES] + [
+        f"raw/{CARD_IN_NAME}abcdef.csv",
+        "raw/20190101_20191231.csv",
+        "raw/data_20190101-20191231.csv",
+        f"raw/{CARD_IN_NAME} export.csv",
+    ]
     assert taken == sorted(named)
     for n in GOOD_NAMES:
         assert deps.store.read_bytes(f"raw/{n}") == good_csv()
