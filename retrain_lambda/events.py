@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,12 @@ class S3ObjectEvent:
 
     @property
     def idempotency_key(self) -> str:
-        """Bucket + key + the object's identity: version id when versioned, else ETag (else sequencer)."""
+        """A digest of bucket + key + the object's identity (version id when versioned, else ETag, else
+        sequencer). The key is the sender's file name and may hold a card number: the table keeps none."""
         identity = (
             f"v:{self.version_id}" if self.version_id else f"e:{self.etag}" if self.etag else f"s:{self.sequencer}"
         )
-        return f"s3obj:{self.bucket}/{self.key}#{identity}"
+        return "s3obj:" + hashlib.sha256(f"{self.bucket}/{self.key}#{identity}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

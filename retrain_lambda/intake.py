@@ -313,6 +313,12 @@ def _last_resort(deps: Deps, ev: S3ObjectEvent, key: str, exc: Exception) -> Fil
     return FileOutcome(key, "quarantined", quarantine_key=qkey, reason=redact_card_numbers(error))
 
 
+def _record(out: FileOutcome) -> dict[str, Any]:
+    """What the idempotency record keeps of an outcome: the landing name as it would be stored (a card
+    number in it replaced), like the ``raw/`` and ``quarantine/`` keys beside it."""
+    return asdict(out) | {"key": LANDING + file_names.stored_name(out.key[len(LANDING) :])}
+
+
 def process_objects(events: list[S3ObjectEvent], deps: Deps) -> IntakeResult:
     """Quarantine or archive each new object, then request one training run for the accepted ones.
 
@@ -361,7 +367,7 @@ def process_objects(events: list[S3ObjectEvent], deps: Deps) -> IntakeResult:
                 failed.append(key)
                 deps.kv.release(ev.idempotency_key)
             else:
-                deps.kv.complete(ev.idempotency_key, asdict(out), ttl_s=ttl_s)
+                deps.kv.complete(ev.idempotency_key, _record(out), ttl_s=ttl_s)
         if accepted:
             result.launch = deps.launcher.request_run("file", [o.raw_key for _, o, _ in accepted])
     except BaseException:
@@ -376,7 +382,7 @@ def process_objects(events: list[S3ObjectEvent], deps: Deps) -> IntakeResult:
             log.warning("could not remove the file from landing/", extra={"key": key}, exc_info=True)
         deps.kv.complete(
             ev.idempotency_key,
-            asdict(out) | {"launch": result.launch.status if result.launch else None},
+            _record(out) | {"launch": result.launch.status if result.launch else None},
             ttl_s=ttl_s,
         )
     if busy:

@@ -9,7 +9,7 @@ import threading
 import urllib.parse
 
 import pytest
-from conftest import BAD_FILES, BUCKET, JOB, glue_runs_finish, glue_runs_stay_running, good_csv
+from conftest import BAD_FILES, BUCKET, JOB, TABLE, glue_runs_finish, glue_runs_stay_running, good_csv
 
 from fraud_detection import runs
 from fraud_detection.idempotency import AlreadyInProgress
@@ -46,7 +46,9 @@ def test_event_parsing_decodes_keys_and_skips_other_records():
     (rec,) = events.parse_s3_records(ev)
     assert rec.key == "landing/2020 jan, v2+final.csv"
     assert (rec.bucket, rec.size, rec.etag, rec.version_id) == (BUCKET, 5, "abc", "v1")
-    assert rec.idempotency_key == f"s3obj:{BUCKET}/landing/2020 jan, v2+final.csv#v:v1"
+    assert rec.idempotency_key.startswith("s3obj:") and len(rec.idempotency_key) == 6 + 64  # a digest
+    other = events.parse_s3_records(events.s3_event(BUCKET, rec.key, size=5, etag="abc", version_id="v2"))[0]
+    assert other.idempotency_key != rec.idempotency_key  # another version of the same key
     with pytest.raises(events.EventError):
         events.parse_s3_records({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]})
 
@@ -72,6 +74,19 @@ def test_good_file_archived_and_one_job_run_started_with_the_job_arguments(aws, 
     }
     req = load_request(deps.store, run_id)
     assert req.status == "started" and req.job_run_id == jr["Id"] and req.files == ["raw/2020 jan, v2+final.csv"]
+
+
+def test_the_idempotency_table_keeps_no_card_number_from_file_names(aws, deps):
+    """A sender's file name lands in the DynamoDB items as a digest (the key) and as the stored name."""
+    card, grouped = "4000323412349873", "4000-3234-1234-9873"
+    names = [f"landing/card {card}.csv", f"landing/{grouped} bad.csv"]
+    for key, body in zip(names, (good_csv(), BAD_FILES["wrong-columns.csv"]), strict=True):
+        out = run(deps, s3_event_for(aws, key, aws.put(key, body)))
+        assert out["files"][0]["status"] in ("accepted", "quarantined"), out
+    items = aws.dynamodb.scan(TableName=TABLE)["Items"]
+    assert sum(i["id"]["S"].startswith("s3obj:") for i in items) == 2, items  # and the launcher's run item
+    blob = json.dumps(items)
+    assert "card-number-redacted" in blob and card not in blob and grouped not in blob, blob
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
