@@ -179,7 +179,9 @@ def publish_quality_metrics(settings, store: Store, drift: dict[str, Any] | None
     log.log(
         level,
         "model quality published",
-        extra={k: doc[k] for k in ("model_version", "roc_auc", "pr_auc", "destination")},
+        # 6 decimals: the log's card-number redaction takes a 16-digit fraction for one
+        extra={"model_version": doc["model_version"], "destination": doc["destination"]}
+        | {k: round(doc[k], 6) for k in ("roc_auc", "pr_auc")},
     )
     return {
         "published": True,
