@@ -24,15 +24,23 @@ OPEN_BOUND = 1e15  # bound for numbers the contract leaves open (keeps every flo
 # Calendar dates as regular expressions, so that the OpenAPI document states exactly the dates the server
 # takes (a schema-driven client generates only valid ones) and the server checks exactly that pattern.
 _MONTH_DAY = r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
-# transactions: 1971-01-01 to 2099-12-31 (leap years: divisible by 4, 2000 included)
+# The document bounds both dates so that every birth date it allows precedes every transaction time it
+# allows: a schema-driven client cannot build a birth after its transaction, a rule JSON Schema cannot state
+# between two fields. The service scores transactions from FIRST_SCORED_DAY on, for cardholders born before
+# it (the published data: births 1924-2005, transactions 2019-2020). A cardholder born in 2015 or later
+# gets 422 until these bounds move (both patterns below, one edit each).
+FIRST_SCORED_DAY = "2015-01-01"
+LAST_SCORED_DAY = "2099-12-31"
+FIRST_BIRTH_DAY, LAST_BIRTH_DAY = "1900-01-01", "2014-12-31"
+# transactions: 2015-01-01 to 2099-12-31 (leap years: divisible by 4)
 _TIME_DATE = (
-    rf"(?:(?:19(?:7[1-9]|[89][0-9])|20[0-9][0-9])-{_MONTH_DAY}"
-    r"|(?:19(?:7[26]|8[048]|9[26])|20(?:[02468][048]|[13579][26]))-02-29)"
+    rf"(?:20(?:1[5-9]|[2-9][0-9])-{_MONTH_DAY}"
+    r"|20(?:16|[2468][048]|[3579][26])-02-29)"
 )
-# birth dates: 1900-01-01 to 2099-12-31 (1900 is not a leap year)
+# birth dates: 1900-01-01 to 2014-12-31 (1900 is not a leap year, 2000 is)
 _BIRTH_DATE = (
-    rf"(?:(?:19|20)[0-9][0-9]-{_MONTH_DAY}"
-    r"|(?:19(?:[02468][48]|[13579][26]|[2468]0)|20(?:[02468][048]|[13579][26]))-02-29)"
+    rf"(?:(?:19[0-9][0-9]|200[0-9]|201[0-4])-{_MONTH_DAY}"
+    r"|(?:19(?:[02468][48]|[13579][26]|[2468]0)|20(?:0[048]|12))-02-29)"
 )
 TIME_PATTERN = rf"^{_TIME_DATE}[ T](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{{1,6}})?$"
 BIRTH_DATE_PATTERN = rf"^{_BIRTH_DATE}$"
@@ -65,6 +73,10 @@ SECOND_EXAMPLE = {**EXAMPLE, "amt": 912.4, "trans_num": "1f9a9c1f4e1d4bb0b5d1b1a
 _TIME_RE = re.compile(TIME_PATTERN)
 _BIRTH_RE = re.compile(BIRTH_DATE_PATTERN)
 _CARD_RE = re.compile(CARD_PATTERN)
+_BIRTH_MSG = (
+    f"dob must be a date 'YYYY-MM-DD' from {FIRST_BIRTH_DAY} to {LAST_BIRTH_DAY}: the service scores transactions "
+    f"from {FIRST_SCORED_DAY} on, of cardholders born before that day"
+)
 _CARD_MSG = (
     f"cc_num must be a string of {contract.CARD_DIGITS[0]} to {contract.CARD_DIGITS[1]} digits or a JSON integer "
     "of as many digits (a number with a fraction or an exponent is not exact: send the digits as a string)"
@@ -87,14 +99,14 @@ def _local_time(value: Any) -> datetime:
     raise PydanticCustomError(
         "local_time",
         "trans_date_trans_time must be a local time 'YYYY-MM-DD HH:MM:SS' (optionally with up to 6 decimals), "
-        "a string without a time zone, from 1971-01-01 to 2099-12-31",
+        f"a string without a time zone, from {FIRST_SCORED_DAY} to {LAST_SCORED_DAY}",
     )
 
 
 def _birth_date(value: Any) -> date:
     if type(value) is str and _BIRTH_RE.match(value):
         return date.fromisoformat(value)
-    raise PydanticCustomError("birth_date", "dob must be a date 'YYYY-MM-DD' from 1900-01-01 to 2099-12-31")
+    raise PydanticCustomError("birth_date", _BIRTH_MSG)
 
 
 CardNumber = Annotated[
@@ -144,11 +156,14 @@ def _field_for(col: contract.Column) -> tuple[Any, Any]:
         typ = LocalTime
         kwargs["description"] = (
             "local time of the transaction, 'YYYY-MM-DD HH:MM:SS' (optionally with up to 6 decimals) without a "
-            "time zone, from 1971-01-01 to 2099-12-31"
+            f"time zone, from {FIRST_SCORED_DAY} to {LAST_SCORED_DAY}"
         )
     elif col.dtype == "date":
         typ = BirthDate
-        kwargs["description"] = "cardholder date of birth, 'YYYY-MM-DD', not after the transaction's date"
+        kwargs["description"] = (
+            f"cardholder date of birth, 'YYYY-MM-DD', from {FIRST_BIRTH_DAY} to {LAST_BIRTH_DAY}: always before "
+            "the transaction"
+        )
     elif col.dtype in ("long", "int"):
         lo = int(col.min_value) if col.min_value is not None else -int(OPEN_BOUND)
         hi = int(col.max_value) if col.max_value is not None else int(OPEN_BOUND)
@@ -193,33 +208,29 @@ def batch_request_model(max_batch: int) -> type[BaseModel]:
         ),
         transactions=(
             list[Transaction],  # type: ignore[valid-type]
-            Field(..., min_length=1, max_length=max_batch, description=f"1 to {max_batch} transactions"),
+            Field(
+                ...,
+                min_length=1,
+                max_length=max_batch,
+                description=f"1 to {max_batch} transactions; each trans_num at most once (any case), or 422",
+            ),
         ),
     )
 
 
-def check_consistent(txns: Sequence[BaseModel], loc: tuple[str, ...] = ()) -> None:
-    """What the schema cannot say, checked after it: no birth date after its transaction's date, and no
-    trans_num twice in one batch (the history would keep one of them). RequestValidationError (422)."""
+def check_unique_ids(txns: Sequence[BaseModel], loc: tuple[str, ...] = ()) -> None:
+    """What the schema cannot say: no trans_num twice in one batch, whatever its case (the history would
+    keep one of them). RequestValidationError (422) naming each repeat."""
     errors: list[dict[str, Any]] = []
     first_index: dict[str, int] = {}
     for i, t in enumerate(txns):
-        where = ("body", *loc, i) if loc else ("body",)
-        if t.dob > t.trans_date_trans_time.date():
-            errors.append(
-                {
-                    "loc": (*where, "dob"),
-                    "msg": "dob (the cardholder's birth date) is after the transaction's date",
-                    "type": "birth_after_transaction",
-                }
-            )
         tid = t.trans_num.lower() if t.trans_num else None  # none given: the service makes a unique one
         if tid is None:
             continue
         if tid in first_index:
             errors.append(
                 {
-                    "loc": (*where, "trans_num"),
+                    "loc": ("body", *loc, i, "trans_num"),
                     "msg": f"trans_num repeats transaction {first_index[tid]} of this batch: each must be unique",
                     "type": "duplicate_trans_num",
                 }

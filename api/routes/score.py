@@ -34,7 +34,7 @@ from api.schemas import (
     ScoreResponse,
     Transaction,
     batch_request_model,
-    check_consistent,
+    check_unique_ids,
 )
 from api.scoring import NotReady, Scored
 
@@ -90,7 +90,6 @@ async def _run(scoring, method, *args) -> Scored:
 
 async def score_one(state, key_id: str, body: bytes, request_id: str, started: float) -> Scored:
     txn = _validated(Transaction, body)
-    check_consistent([txn])
     scoring = state.scoring
     return await _run(scoring, scoring.score_one, txn.__dict__, request_id, started)
 
@@ -101,7 +100,7 @@ def batch_handler(max_batch: int) -> tuple[Handler, type[BaseModel]]:
     async def score_batch(state, key_id: str, body: bytes, request_id: str, started: float) -> Scored:
         batch = _validated(BatchRequest, body)
         state.rate_limiter.charge(key_id, len(batch.transactions) - 1)  # one token per transaction
-        check_consistent(batch.transactions, ("transactions",))
+        check_unique_ids(batch.transactions, ("transactions",))
         scoring = state.scoring
         txns = [t.__dict__ for t in batch.transactions]
         return await _run(scoring, scoring.score_batch, txns, request_id, started)

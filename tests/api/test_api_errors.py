@@ -46,6 +46,7 @@ def _post(client, body, auth, path="/v1/score"):
         ({"trans_date_trans_time": 1547324953}, "trans_date_trans_time"),  # a number, not a local time
         ({"trans_date_trans_time": "2019-02-29 10:00:00"}, "trans_date_trans_time"),
         ({"dob": "2019-01-13"}, "dob"),  # born the day after the transaction
+        ({"dob": "2015-01-01"}, "dob"),  # born on the first day the service scores
         ({"dob": "1899-12-31"}, "dob"),
         ({"city_pop": "4392"}, "city_pop"),
         ({"zip": 100000}, "zip"),
@@ -90,7 +91,8 @@ def test_malformed_json_and_wrong_shapes_get_4xx(client, auth):
         {"city_pop": 137.0},  # JSON Schema's integer: a number with no fraction
         {"trans_date_trans_time": "2019-01-12T20:29:13.25"},
         {"trans_date_trans_time": "2020-02-29 00:00:00"},
-        {"dob": "2019-01-12"},  # born the day of the transaction
+        {"trans_date_trans_time": "2015-01-01 00:00:00"},
+        {"dob": "2014-12-31"},  # born the day before the first day the service scores
     ],
 )
 def test_what_the_document_allows_is_accepted(client, auth, change):
@@ -103,14 +105,9 @@ def test_messages_say_what_is_wrong(client, auth):
     assert "fraction or an exponent" in detail[0]["msg"] and "4000323412349873" not in json.dumps(detail)
     detail = _post(client, {**EXAMPLE, "trans_date_trans_time": 1547324953}, auth).json()["detail"]
     assert "without a time zone" in detail[0]["msg"] and "timezone info" not in detail[0]["msg"]
-    detail = _post(client, {**EXAMPLE, "dob": "2020-01-01"}, auth).json()["detail"]
-    assert detail == [
-        {
-            "loc": ["body", "dob"],
-            "msg": "dob (the cardholder's birth date) is after the transaction's date",
-            "type": "birth_after_transaction",
-        }
-    ]
+    detail = _post(client, {**EXAMPLE, "dob": "2020-01-01"}, auth).json()["detail"]  # after the transaction
+    assert [(e["loc"], e["type"]) for e in detail] == [(["body", "dob"], "birth_date")]
+    assert "born before that day" in detail[0]["msg"] and "2014-12-31" in detail[0]["msg"]
 
 
 def test_duplicate_trans_num_in_a_batch_gets_422(client, auth):
