@@ -18,8 +18,8 @@ import os
 from datetime import date
 
 import pytest
+from log_capture import json_log_lines
 
-from fraud_detection.logs import JsonFormatter
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore
 from spark_jobs.pipeline import TrainRequest, run_training
@@ -97,18 +97,8 @@ def hostile_run(spark, tmp_path_factory):
     settings = Settings(
         store_uri=str(store_dir), catalog_database="fraud_hostile", max_training_rows=6_000, spark_master="local[2]"
     )
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    old_level = root.level
-    root.setLevel(logging.INFO)
-    try:
+    with json_log_lines(logging.INFO) as stream:
         result = run_training(spark, settings, LocalStore(store_dir), TrainRequest(inputs=[str(raw)]))
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
     return store_dir, result, stream.getvalue()
 
 

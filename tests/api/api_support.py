@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -80,3 +83,24 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 30.0) -> None
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{base} not ready after {timeout}s")
+
+
+@contextmanager
+def running_server(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    """``python -m <args>`` serving on ``env``'s port, ready; on exit stopped as ECS stops it (SIGTERM, then
+    SIGKILL after 30 s) unless it already exited. Its output goes to ``log_path``."""
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{env['FRAUD_API_PORT']}", proc)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import ROOT, make_settings, server_env, wait_ready
+from api_support import make_settings, running_server, server_env
 from factories import generated_rows, make_artifact, sorted_rows
 
 from api.auth import new_api_key
@@ -73,24 +72,5 @@ def auth(api_key) -> dict[str, str]:
 def live_server(settings, tmp_path) -> Iterator[tuple[str, subprocess.Popen]]:
     """``python -m fraud_cli serve`` (uvicorn on 127.0.0.1, a free port) in a subprocess."""
     port = free_port()
-    log_file = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fraud_cli", "serve"],
-        cwd=ROOT,
-        env=server_env(settings, port),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log_file.close()
+    with running_server(["fraud_cli", "serve"], server_env(settings, port), tmp_path / "server.log") as proc:
+        yield f"http://127.0.0.1:{port}", proc

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
-from api_support import ROOT, distinct, make_settings, server_env, wait_ready
+from api_support import distinct, make_settings, running_server, server_env
 
 from api.schemas import EXAMPLE
 from fraud_detection.free_port import free_port
@@ -37,25 +35,8 @@ def server(tmp_path_factory, model_template, api_key) -> Iterator[tuple[str, int
     shutil.copytree(model_template, root)
     settings = make_settings(LocalStore(root), api_key[1])
     port = free_port()
-    log_file = open(root.parent / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api"],
-        cwd=ROOT,
-        env=server_env(settings, port, **LIMITS),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", proc)
+    with running_server(["api"], server_env(settings, port, **LIMITS), root.parent / "server.log"):
         yield "127.0.0.1", port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_file.close()
 
 
 def _connect(server) -> socket.socket:

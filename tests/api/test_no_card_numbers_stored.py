@@ -6,13 +6,10 @@ tests/test_hostile_inputs.py."""
 
 from __future__ import annotations
 
-import io
-import logging
-
 from api_support import HASH_KEY, to_request
+from log_capture import json_log_lines
 
 from fraud_detection.card_key import TRANS_ID_DIGITS, stored_trans_id
-from fraud_detection.logs import JsonFormatter
 
 CARDS = ["4000323412349873", "5555555555554444", "378282246310005"]
 
@@ -42,14 +39,7 @@ def carded(row: dict, card: str, n: int) -> dict:
 
 
 def test_card_numbers_in_every_field_are_stored_nowhere(client, auth, rows, store):
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    old = root.level
-    root.setLevel(logging.DEBUG)
-    try:
+    with json_log_lines() as stream:
         accepted = []
         for n, row in enumerate(rows[:12]):
             card = CARDS[n % len(CARDS)]
@@ -67,9 +57,6 @@ def test_card_numbers_in_every_field_are_stored_nowhere(client, auth, rows, stor
             r = client.post("/v1/score", json=to_request(rows[30]) | bad, headers=auth)
             assert r.status_code == 422, r.text
         assert client.app.state.prediction_log.flush(10)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old)
 
     state = store.path("state")
     files = [p for p in state.rglob("*") if p.is_file()]
