@@ -141,7 +141,6 @@ def test_watch_loop_command_is_bounded_and_does_not_resend(local_settings, monke
         assert captured.err.strip().splitlines()[-1].startswith("runs: 1 shown")
         (r,) = doc["runs"]
         assert r["trigger"] == "file" and r["status"] == "succeeded" and r["trigger_files"] == ["raw/mar.csv"]
-        assert r["promotion"]["promoted"] is True
 
         rc = cli_main(["retrain", "--trigger", "schedule", "--wait", "60"])
         err = capsys.readouterr().err
