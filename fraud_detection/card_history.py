@@ -12,6 +12,13 @@ Two backends behind one interface, chosen by settings (``kv_backend``):
   per commit: a read or an append costs tens of microseconds, cheap enough for the request path.
 * ``DynamoCardHistory``: the DynamoDB table ``settings.card_history_table``, partition key ``card_key``
   (S), sort key ``ts_id`` (S: zero-padded epoch seconds + ``#`` + transaction id), TTL ``expires_at``.
+
+Expiry. On SQLite a record expires ``ttl_days`` after its transaction's time, and what has expired
+relative to the newest transaction stored is pruned (at most every ``prune_interval_s``, after a write):
+a replay or a backfill of older months keeps the window and nothing older, as live traffic does. On
+DynamoDB the TTL attribute is compared with the clock, so an item expires ``ttl_days`` after the later
+of its transaction's time and its writing (a backfill is not deleted on arrival); reads filter by the
+window either way.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -75,16 +83,24 @@ class SqliteCardHistory:
         " PRIMARY KEY (card_key, ts, trans_id)) WITHOUT ROWID"
     )
 
-    def __init__(self, path: str | Path, *, ttl_days: int = 35, max_rows: int = 2000) -> None:
+    _INDEX = "CREATE INDEX IF NOT EXISTS card_history_expiry ON card_history (expires_at)"
+
+    def __init__(
+        self, path: str | Path, *, ttl_days: int = 35, max_rows: int = 2000, prune_interval_s: float = 60.0
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.ttl_s = ttl_days * 86400
         self.max_rows = max_rows
+        self.prune_interval_s = prune_interval_s
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._newest_ts: int | None = None  # of the transactions this process stored
+        self._pruned_at = float("-inf")
         conn = self._conn()
         retry_busy(lambda: conn.execute(self._DDL))
+        retry_busy(lambda: conn.execute(self._INDEX))
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -141,13 +157,15 @@ class SqliteCardHistory:
     def append(self, card_key: str, trans_id: str, record: Record) -> None:
         ts, amt, cat = record
         conn = self._conn()
-        row = (card_key, int(ts), trans_id, float(amt), int(cat), int(time.time()) + self.ttl_s)
+        row = (card_key, int(ts), trans_id, float(amt), int(cat), int(ts) + self.ttl_s)
         retry_busy(lambda: conn.execute("INSERT OR IGNORE INTO card_history VALUES (?, ?, ?, ?, ?, ?)", row))
+        self._stored(int(ts))
 
     def append_many(self, items: list[tuple[str, str, Record]]) -> None:
-        expires = int(time.time()) + self.ttl_s
+        if not items:
+            return
         conn = self._conn()
-        rows = [(k, int(r[0]), tid, float(r[1]), int(r[2]), expires) for k, tid, r in items]
+        rows = [(k, int(r[0]), tid, float(r[1]), int(r[2]), int(r[0]) + self.ttl_s) for k, tid, r in items]
 
         def write() -> None:
             conn.execute("BEGIN IMMEDIATE")
@@ -159,12 +177,26 @@ class SqliteCardHistory:
                 raise
 
         retry_busy(write)
+        self._stored(max(r[1] for r in rows))
 
-    def purge_expired(self, now: int | None = None) -> int:
+    def _stored(self, ts: int) -> None:
+        """Note the newest transaction time stored; prune if the last prune is ``prune_interval_s`` old."""
+        self._newest_ts = ts if self._newest_ts is None else max(self._newest_ts, ts)
+        if time.monotonic() - self._pruned_at >= self.prune_interval_s:
+            self.prune()
+
+    def prune(self, now_ts: int | None = None) -> int:
+        """Delete the records expired at ``now_ts`` (default: the newest transaction time stored by this
+        process), so that the file holds the window and nothing older. Returns how many went."""
+        self._pruned_at = time.monotonic()
+        now = self._newest_ts if now_ts is None else now_ts
+        if now is None:
+            return 0
         conn = self._conn()
-        cur = retry_busy(
-            lambda: conn.execute("DELETE FROM card_history WHERE expires_at < ?", (now or int(time.time()),))
-        )
+        cur = retry_busy(lambda: conn.execute("DELETE FROM card_history WHERE expires_at < ?", (now,)))
+        if cur.rowcount:
+            older_than = datetime.fromtimestamp(now - self.ttl_s, UTC).isoformat()  # epoch seconds read as a card
+            log.info("card history pruned", extra={"deleted": cur.rowcount, "older_than": older_than})
         return cur.rowcount
 
     def close(self) -> None:
@@ -377,8 +409,11 @@ class DynamoCardHistory:
         found = self._map(lambda ck: dict(reversed(self._query(ck, since_ts, before_ts))), card_keys)
         return dict(zip(card_keys, found, strict=True))
 
-    def _item(self, card_key: str, trans_id: str, record: Record, expires: int) -> dict:
+    def _item(self, card_key: str, trans_id: str, record: Record) -> dict:
         ts, amt, cat = record
+        # DynamoDB's TTL compares with the clock: by the transaction's time, a backfill of older months
+        # would be deleted within days of loading; so ttl_days after the later of the two
+        expires = max(int(ts), int(time.time())) + self.ttl_s
         return {
             "card_key": {"S": card_key},
             "ts_id": {"S": _ts_id(int(ts), trans_id)},
@@ -388,14 +423,11 @@ class DynamoCardHistory:
         }
 
     def append(self, card_key: str, trans_id: str, record: Record) -> None:
-        self.client.put_item(
-            TableName=self.table, Item=self._item(card_key, trans_id, record, int(time.time()) + self.ttl_s)
-        )
+        self.client.put_item(TableName=self.table, Item=self._item(card_key, trans_id, record))
 
     def append_many(self, items: list[tuple[str, str, Record]]) -> None:
-        expires = int(time.time()) + self.ttl_s
         unique = {(k, _ts_id(int(r[0]), tid)): (k, tid, r) for k, tid, r in items}  # batch write rejects dupes
-        requests = [{"PutRequest": {"Item": self._item(k, tid, r, expires)}} for k, tid, r in unique.values()]
+        requests = [{"PutRequest": {"Item": self._item(k, tid, r)}} for k, tid, r in unique.values()]
         self._map(lambda chunk: write_chunk(self.client, self.table, chunk, "card-history"), list(chunks(requests)))
 
     def close(self) -> None:
@@ -423,14 +455,10 @@ def create_dynamo_table(client, table_name: str) -> None:
 
 
 def state_dir(settings, store) -> Path:
-    """Where SQLite state lives: settings.api_state_dir, else <store>/state for a local store, else ./var/state."""
-    from fraud_detection.storage import LocalStore
+    """Where the API's SQLite state lives: settings.api_state_dir, else ``layout.local_state_dir``."""
+    from fraud_detection.layout import local_state_dir
 
-    if settings.api_state_dir:
-        return Path(settings.api_state_dir)
-    if isinstance(store, LocalStore):
-        return store.path("state")
-    return Path("var/state")
+    return Path(settings.api_state_dir) if settings.api_state_dir else local_state_dir(store)
 
 
 def card_history_from_settings(settings, store) -> CardHistoryStore:

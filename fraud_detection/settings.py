@@ -31,8 +31,21 @@ class Settings(BaseSettings):
     idempotency_table: str = "fraud-idempotency"  # pk "id" (S), TTL "expires_at"
     prediction_log_table: str = "fraud-prediction-log"  # pk "prediction_id" (S), TTL "expires_at"
     card_history_table: str = "fraud-card-history"  # pk "card_key" (S), sk "ts_id" (S), TTL "expires_at"
-    card_history_ttl_days: int = 35
-    prediction_log_ttl_days: int = 400
+    card_history_ttl_days: int = Field(
+        35,
+        ge=31,
+        description="Days a card's transaction stays in the online history after its time (at least the "
+        "30-day feature window, or the API computes history features from less than training did).",
+    )
+    prediction_log_ttl_days: int = Field(
+        400, ge=1, description="Days a prediction stays in the prediction log (DynamoDB TTL; SQLite pruning)."
+    )
+    prediction_log_max_rows: int = Field(
+        500_000,
+        ge=1000,
+        description="Embedded default: the SQLite prediction log keeps at most this many rows, the newest "
+        "(2.5x what live drift reads; bytes per row: docs/monitoring.md).",
+    )
 
     # --- retraining --------------------------------------------------------------------------
     launcher: Literal["local", "glue"] = Field("local", description="local: subprocess job; glue: start_job_run")

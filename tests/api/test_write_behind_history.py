@@ -112,3 +112,38 @@ def test_a_failed_flush_keeps_the_records_and_close_writes_them(tmp_path, monkey
     monkeypatch.setattr(inner, "append_many", real)
     h.close()
     assert [r[2] for r in _stored(tmp_path / "h.sqlite")] == ["t1", "t2"]
+
+
+def test_a_replay_keeps_the_window_by_transaction_time_and_nothing_older(tmp_path):
+    """A year of one card's transactions replayed in monthly batches (timestamps of the past, as a
+    backfill writes them): the file keeps what the newest transaction's window needs, nothing older."""
+    path = tmp_path / "h.sqlite"
+    day = 86_400
+    inner = SqliteCardHistory(path, ttl_days=35, prune_interval_s=0)  # prune after every write
+    h = WriteBehindHistory(inner, max_pending=100_000, max_delay_s=3600)
+    records = [("c1", f"t{i}", (T0 + i * day // 4, 1.0 + i, i % 5)) for i in range(365 * 4)]  # 4 a day
+    for month in range(12):
+        h.append_many(records[month * 120 : (month + 1) * 120])
+        h.flush()
+    h.append_many(records[1440:])
+    h.flush()
+    newest = records[-1][2][0]
+    kept = _stored(path)
+    assert kept and min(ts for _, ts, _, _ in kept) >= newest - 35 * day
+    assert len(kept) == sum(1 for *_, r in records if r[0] >= newest - 35 * day)  # 141 of 1,460
+    # what the history features of the next transaction read is all there
+    window = [r for *_, r in records if newest + 1 - 30 * day <= r[0] < newest + 1]
+    assert h.read("c1", newest + 1) == window
+    h.close()
+
+
+def test_pruning_waits_for_its_interval_and_forgets_nothing_in_the_window(tmp_path):
+    path = tmp_path / "h.sqlite"
+    day = 86_400
+    inner = SqliteCardHistory(path, ttl_days=35, prune_interval_s=3600)
+    inner.append_many([("c1", "old", (T0, 1.0, 0))])  # the first write prunes (nothing to prune yet)
+    inner.append_many([("c1", "new", (T0 + 40 * day, 2.0, 0))])  # within the interval: no prune
+    assert [t for _, _, t, _ in _stored(path)] == ["old", "new"]
+    assert inner.prune() == 1  # expired 35 days after its time, relative to the newest stored
+    assert [t for _, _, t, _ in _stored(path)] == ["new"]
+    inner.close()
