@@ -12,6 +12,10 @@ order) so live drift can compare every feature; it is stored as base64 text of i
 before the column existed still read: ``SqliteSink`` adds the column to an older table, and a record
 without a vector has ``features`` None.
 
+Retention. DynamoDB items expire ``prediction_log_ttl_days`` after they were logged (TTL). The SQLite
+file keeps the same age and at most ``prediction_log_max_rows`` rows, the newest: after a write, at most
+every ``prune_interval_s``, older rows are deleted, so a replay or a busy year cannot fill the disk.
+
 The card appears only as its keyed hash (``card_key``); a record holds no raw card number.
 """
 
@@ -24,6 +28,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -101,12 +106,26 @@ class SqliteSink:
     _COLUMNS = PredictionRecord._fields
     _INSERT = f"INSERT OR IGNORE INTO prediction_log ({', '.join(_COLUMNS)}) VALUES"  # noqa: S608
 
-    def __init__(self, path: str | Path) -> None:
+    _INDEX = "CREATE INDEX IF NOT EXISTS prediction_log_logged_at ON prediction_log (logged_at)"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        ttl_days: int = 400,
+        max_rows: int = 500_000,
+        prune_interval_s: float = 60.0,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.ttl_s = ttl_days * 86400
+        self.max_rows = max_rows
+        self.prune_interval_s = prune_interval_s
+        self._pruned_at = float("-inf")
         self._conn: sqlite3.Connection | None = None
         conn = self._connect()
         conn.execute(self._DDL)
+        conn.execute(self._INDEX)  # retention and the live-drift reader select by logged_at
         add_features_column(conn)
 
     def _connect(self) -> sqlite3.Connection:
@@ -127,6 +146,22 @@ class SqliteSink:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if time.monotonic() - self._pruned_at >= self.prune_interval_s:
+            self.prune()
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete the rows logged more than ``ttl_days`` before ``now`` (default: the clock) and all but the
+        newest ``max_rows`` (by insertion). Returns how many went."""
+        self._pruned_at = time.monotonic()
+        cutoff = datetime.fromtimestamp((time.time() if now is None else now) - self.ttl_s, UTC).isoformat()
+        conn = self._connect()
+        aged = conn.execute("DELETE FROM prediction_log WHERE logged_at < ?", (cutoff,)).rowcount
+        capped = conn.execute(
+            "DELETE FROM prediction_log WHERE rowid <= (SELECT MAX(rowid) FROM prediction_log) - ?", (self.max_rows,)
+        ).rowcount
+        if aged or capped:
+            log.info("prediction log pruned", extra={"older_than": cutoff, "aged_out": aged, "over_cap": capped})
+        return aged + capped
 
     def close(self) -> None:
         if self._conn is not None:
@@ -287,4 +322,10 @@ def prediction_log_from_settings(settings, store) -> PredictionLog:
         )
     from fraud_detection.card_history import state_dir
 
-    return PredictionLog(SqliteSink(state_dir(settings, store) / "prediction_log.sqlite"))
+    return PredictionLog(
+        SqliteSink(
+            state_dir(settings, store) / "prediction_log.sqlite",
+            ttl_days=settings.prediction_log_ttl_days,
+            max_rows=settings.prediction_log_max_rows,
+        )
+    )

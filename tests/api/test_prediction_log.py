@@ -99,6 +99,36 @@ def test_failed_writes_are_retried_not_dropped():
     assert sink.records == [rec]
 
 
+def _record(i: int, logged_at: datetime) -> prediction_log.PredictionRecord:
+    return prediction_log.PredictionRecord(
+        f"p{i:06d}", logged_at.isoformat(timespec="milliseconds"), "r", f"{i:032x}", "k" * 64, "2019-01-01 00:00:00",
+        1.0, "v", 0.1, False, 0.5, 1.0, [0.5] * len(FEATURE_NAMES),
+    )  # fmt: skip
+
+
+def test_the_sqlite_log_keeps_its_retention_age_and_row_cap(tmp_path):
+    """A replay logs far more than live traffic in little time: the file keeps the newest max_rows rows,
+    and nothing logged longer ago than ttl_days."""
+    path = tmp_path / "log.sqlite"
+    sink = prediction_log.SqliteSink(path, ttl_days=30, max_rows=1000, prune_interval_s=0)
+    now = datetime.now(UTC)
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    sink.write([_record(i, old) for i in range(200)])  # logged long ago: aged out on the write
+    assert _count(path) == 0
+    for start in range(0, 3000, 500):  # a replay in six writes
+        sink.write([_record(i, now) for i in range(start, start + 500)])
+    assert _count(path) == 1000
+    with sqlite3.connect(path) as conn:
+        ids = [r[0] for r in conn.execute("SELECT prediction_id FROM prediction_log ORDER BY prediction_id")]
+    assert ids == [f"p{i:06d}" for i in range(2000, 3000)]  # the newest
+    sink.close()
+
+
+def _count(path) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM prediction_log").fetchone()[0]
+
+
 def test_sigterm_finishes_in_flight_requests_and_loses_no_prediction(settings, store, rows, api_key, tmp_path):
     """uvicorn under SIGTERM (what ECS sends): requests in flight complete, the log is drained, exit 0."""
     port = free_port()
