@@ -33,15 +33,15 @@ import sklearn
 from pydantic import BaseModel, Field
 
 from fraud_detection import __version__
+from fraud_detection.layout import LATEST_POINTER, MODELS, SECRETS
 from fraud_detection.local_secrets import local_secret
 from fraud_detection.storage import LocalStore, StorageError, Store
 
-MODELS = "models"
-LATEST_KEY = f"{MODELS}/latest.json"
+LATEST_KEY = LATEST_POINTER
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
-SIGNING_KEY_FILE = "secrets/model_signing_key"  # a local store's own key (embedded mode only)
+SIGNING_KEY_FILE = f"{SECRETS}/model_signing_key"  # a local store's own key (embedded mode only)
 _SIG_PREFIX = b"hmac-sha256:"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"

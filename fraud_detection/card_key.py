@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 
+from fraud_detection.layout import SECRETS
 from fraud_detection.local_secrets import local_secret
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore, Store
 
-KEY_FILE = "secrets/card_hash_key"
+KEY_FILE = f"{SECRETS}/card_hash_key"
 
 
 class MissingKeyError(RuntimeError):

@@ -268,11 +268,11 @@ class DynamoStore:
 
 # -------------------------------------------------------------------------------------- selection
 def state_dir(settings, store=None) -> Path:
-    """Where embedded-mode SQLite state lives: ``<store>/state`` for a local store, else ``./var/state``."""
-    from fraud_detection.storage import LocalStore, store_from_settings
+    """``layout.local_state_dir`` of the settings' store (or of ``store``)."""
+    from fraud_detection.layout import local_state_dir
+    from fraud_detection.storage import store_from_settings
 
-    store = store or store_from_settings(settings)
-    return store.path("state") if isinstance(store, LocalStore) else Path("var/state").resolve()
+    return local_state_dir(store or store_from_settings(settings))
 
 
 def open_kv(settings, store=None) -> KeyValueStore:

@@ -36,13 +36,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fraud_detection import layout
 from fraud_detection.idempotency import KeyValueStore, open_kv, state_dir
 from fraud_detection.runs import RunRecord, load_run, new_run_id, save_run
 from fraud_detection.storage import LocalStore, StorageError, Store
 
 log = logging.getLogger(__name__)
 
-REQUESTS = "runs/requests"
+REQUESTS = layout.RUN_REQUESTS
 PENDING_TTL_S = 14 * 24 * 3600
 # A worker that finds the run lock taken tries again for this long: an ``is_running`` probe holds it for
 # microseconds, a run for minutes. Giving up at once stranded a request whenever a probe was in the way.
@@ -268,7 +269,7 @@ class LocalLauncher:
         save_request(self.store, rec)
         # The same entry script and options as the Glue job (glue/train_job.py), run on local Spark.
         base = self.settings.local_train_command.split() or [sys.executable, str(_project_root() / TRAIN_SCRIPT)]
-        cmd = [*base, "--store_uri", self.store.root_uri, "--input", self.store.uri("raw")]
+        cmd = [*base, "--store_uri", self.store.root_uri, "--input", self.store.uri(layout.RAW)]
         cmd += ["--trigger", trigger, "--run_id", run_id]
         log.info("training run starting", extra={"run_id": run_id, "trigger": trigger})
         (self.state / "logs").mkdir(parents=True, exist_ok=True)
@@ -352,7 +353,7 @@ class GlueLauncher:
     def job_arguments(self, run_id: str, trigger: str) -> dict[str, str]:
         return {
             "--store_uri": self.store.root_uri,
-            "--input": self.store.uri("raw") + "/",
+            "--input": self.store.uri(layout.RAW) + "/",
             "--trigger": trigger,
             "--run_id": run_id,
         }

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fraud_detection import artifacts
+from fraud_detection import artifacts, layout
 from fraud_detection.storage import LocalStore, Store
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,11 @@ DIMENSION = "ModelName"
 TEST_ROC_AUC = "TestRocAuc"
 TEST_PR_AUC = "TestPrAuc"
 DRIFT_FOUND = "DriftFound"
-METRICS_PREFIX = "reports/metrics"
+METRICS_PREFIX = layout.METRICS
 PROM_KEY = f"{METRICS_PREFIX}/model_quality.prom"
 JSON_KEY = f"{METRICS_PREFIX}/model_quality.json"
 LIVE_PROM_KEY = f"{METRICS_PREFIX}/live_drift.prom"
-DRIFT_PREFIX = "reports/drift"
+DRIFT_PREFIX = layout.DRIFT_REPORTS
 
 
 def backend(settings, store: Store) -> str:

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fraud_detection.layout import RUNS
 from fraud_detection.storage import Store
 
-RUNS = "runs"
 Status = Literal["queued", "running", "succeeded", "rejected", "failed"]
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
+from fraud_detection import layout
+
 
 class StorageError(RuntimeError):
     pass
@@ -151,7 +153,7 @@ class LocalStore:
 
 
 # Prefixes holding the input files as received, full card numbers included (see DESIGN's bucket layout).
-SENSITIVE_PREFIXES = ("raw/", "quarantine/")
+SENSITIVE_PREFIXES = tuple(layout.prefix(f) for f in layout.SENSITIVE)
 
 
 class S3Store:

@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fraud_detection import artifacts
+from fraud_detection import artifacts, layout
 from fraud_detection.storage import LocalStore, Store
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def resolve_tracking_uri(settings, store: Store) -> str:
     if settings.tracking_uri:
         return settings.tracking_uri
     if isinstance(store, LocalStore):
-        db = store.path("state") / "mlflow.db"
+        db = store.path(layout.STATE) / "mlflow.db"
         db.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{db}"
     raise TrackingError("the store is not local and FRAUD_TRACKING_URI is not set: no tracking store to write to")

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from fraud_detection import layout
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 DEFAULT_DIST = ROOT / "dist"
@@ -50,10 +52,10 @@ LAMBDA_DEPENDENCIES = (
     "python-dotenv",
 )
 CODE_KEYS = {
-    "train_job.py": "code/glue/train_job.py",
-    "live_drift_job.py": "code/glue/live_drift_job.py",
-    "fraud_detection.zip": "code/glue/fraud_detection.zip",
-    "retrain.zip": "code/lambda/retrain.zip",
+    "train_job.py": f"{layout.GLUE_CODE}/train_job.py",
+    "live_drift_job.py": f"{layout.GLUE_CODE}/live_drift_job.py",
+    "fraud_detection.zip": f"{layout.GLUE_CODE}/fraud_detection.zip",
+    "retrain.zip": f"{layout.LAMBDA_CODE}/retrain.zip",
 }
 GLUE_FILES = ("train_job.py", "live_drift_job.py", "fraud_detection.zip", "additional_python_modules.txt")
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed, so unchanged code gives an identical archive (and no redeploy)
@@ -617,7 +619,7 @@ def deploy(
     require_outputs(outputs, stack_name)
     bucket = outputs["BucketName"]
 
-    print(f"[3/5] uploading code to s3://{bucket}/code/")
+    print(f"[3/5] uploading code to s3://{bucket}/{layout.CODE}/")
     versions = upload(s3, bucket, artifacts)
     lambda_version = versions[CODE_KEYS["retrain.zip"]]
     if not lambda_version:

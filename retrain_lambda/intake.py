@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fraud_detection import contract, file_names
+from fraud_detection import contract, file_names, layout
 from fraud_detection.idempotency import AlreadyInProgress, KeyValueStore, open_kv
 from fraud_detection.launcher import LaunchResult, launcher_from_settings, utc_now
 from fraud_detection.logs import redact_card_numbers
@@ -36,7 +36,7 @@ from retrain_lambda.events import GlueJobStateChange, S3ObjectEvent
 
 log = logging.getLogger("retrain_lambda")
 
-LANDING, RAW, QUARANTINE = "landing/", "raw/", "quarantine/"
+LANDING, RAW, QUARANTINE = (layout.prefix(f) for f in (layout.LANDING, layout.RAW, layout.QUARANTINE))
 HEAD_BYTES = 65536
 
 

@@ -39,9 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from fraud_detection import layout
+
 KINDS = ("continuous", "binary", "nominal", "ordinal")
 PSI_FLOOR = 1e-4  # proportions floored before the log in PSI (an empty bin would be infinite)
-REPORTS = "reports/drift"
+REPORTS = layout.DRIFT_REPORTS
 
 
 # =================================================================================================

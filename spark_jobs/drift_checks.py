@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fraud_detection import layout
 from fraud_detection.features import FEATURE_KINDS, FEATURE_NAMES
 from fraud_detection.prediction_log_reader import live_arrays, read_prediction_log, rows_with_features
 
@@ -26,7 +27,7 @@ LIVE_NOTE = (
     "rows logged without one (older logs) count only for score, amount, and hour / weekday / night "
     "derived from the transaction time"
 )
-PROFILE_PREFIX = "reports/drift/live-reference"
+PROFILE_PREFIX = layout.LIVE_REFERENCE
 PROFILE_FORMAT = 2  # 1: score / amount / time columns only; 2: score and every feature
 
 SparkSessionFactory = Callable[[], AbstractContextManager[Any]]
@@ -40,9 +41,9 @@ def build_live_profile(spark, settings, store, manifest, model) -> dict[str, Any
     """Summaries of the champion's test period: its score by the champion and every feature."""
     from pyspark.sql import functions as F
 
+    from fraud_detection.layout import FEATURES_TABLE
     from spark_jobs import drift as D
     from spark_jobs.evaluate import score_spark
-    from spark_jobs.pipeline import FEATURES_TABLE
 
     test = manifest.training_data["test"]
     feats = spark.table(f"`{settings.catalog_database}`.`{FEATURES_TABLE}`")
@@ -188,7 +189,7 @@ def local_spark(settings, store):
 
     if not isinstance(store, LocalStore):
         raise RuntimeError("local Spark needs a local store (on AWS run the drift check in the Glue job)")
-    return build_local_session(settings, store.path("state"), app_name="fraud-drift")
+    return build_local_session(settings, store.path(layout.STATE), app_name="fraud-drift")
 
 
 def files_drift(spark, settings, store, paths: list[str]) -> dict[str, Any] | None:
@@ -200,9 +201,9 @@ def files_drift(spark, settings, store, paths: list[str]) -> dict[str, Any] | No
     from fraud_detection import artifacts, contract
     from fraud_detection.card_key import resolve_key
     from fraud_detection.features import spark_features
+    from fraud_detection.layout import FEATURES_TABLE
     from spark_jobs import drift as D
     from spark_jobs import extract, transform
-    from spark_jobs.pipeline import FEATURES_TABLE
 
     pointer = artifacts.read_latest(store)
     if pointer is None:

@@ -15,9 +15,10 @@ from datetime import date
 from functools import reduce
 from typing import Any
 
-from fraud_detection import artifacts, contract
+from fraud_detection import artifacts, contract, layout
 from fraud_detection.card_key import resolve_key
 from fraud_detection.features import FEATURE_NAMES, MAX_WINDOW_S, spark_base_columns, spark_features
+from fraud_detection.layout import FEATURES_TABLE, HISTORY_SNAPSHOT, TRANSACTIONS_TABLE
 from fraud_detection.logs import redact_card_numbers
 from fraud_detection.models import model_feature_importances
 from fraud_detection.runs import RunRecord, new_run_id, save_run
@@ -28,8 +29,6 @@ from spark_jobs.validate import ContractValidator, quarantine
 
 log = logging.getLogger(__name__)
 
-TRANSACTIONS_TABLE = "transactions"
-FEATURES_TABLE = "features"
 HEADLINE = ("roc_auc", "pr_auc", "precision", "recall", "f1", "threshold", "recall_at_1pct_fpr", "recall_at_0_1pct_fpr")
 
 
@@ -109,12 +108,12 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
     with stage("transactions_table"):
         load.ensure_database(spark, db)
         curated = transform.curated_transactions(typed_all, order)
-        load.write_table(curated, database=db, table=TRANSACTIONS_TABLE, path=store.spark_uri("curated/transactions"))
+        load.write_table(curated, database=db, table=TRANSACTIONS_TABLE, path=store.spark_uri(layout.TRANSACTIONS_PATH))
         typed_all.unpersist()
     with stage("features_table"):
         tx = spark.table(f"`{db}`.`{TRANSACTIONS_TABLE}`")
         load.write_table(
-            spark_features(tx, key), database=db, table=FEATURES_TABLE, path=store.spark_uri("features/features")
+            spark_features(tx, key), database=db, table=FEATURES_TABLE, path=store.spark_uri(layout.FEATURES_PATH)
         )
         feats = spark.table(f"`{db}`.`{FEATURES_TABLE}`")
     with stage("history_snapshot"):
@@ -269,9 +268,6 @@ def _run(spark, settings: Settings, store: Store, request: TrainRequest, record:
     return RunResult(record=record, manifest=manifest)
 
 
-HISTORY_SNAPSHOT = "features/card_history_snapshot"
-
-
 def _write_history_snapshot(tx, key: str, store: Store) -> None:
     """Each card's transactions of the last ``MAX_WINDOW_S`` before the data end, as the online store keeps
     them (keyed card hash, time, amount, category), so ``fraud backfill-history`` can seed the API's card
@@ -330,7 +326,7 @@ def _validate_inputs(spark, store: Store, request: TrainRequest, record: RunReco
                 reason = {"error": "failed data contract validation", **outcome.reason(), "file": f.name}
                 record.quarantined_files.append(quarantine(store, f.uri, f.name, reason))
     record.accepted_files = [f.name for f in accepted]
-    record.extra["validation_docs"] = validator.publish_docs(store, f"reports/validation/{record.run_id}")
+    record.extra["validation_docs"] = validator.publish_docs(store, f"{layout.VALIDATION_REPORTS}/{record.run_id}")
     save_run(store, record)
     if not accepted:
         union.unpersist()

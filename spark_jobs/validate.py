@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fraud_detection import contract, file_names
+from fraud_detection import contract, file_names, layout
 from fraud_detection.logs import redact_card_numbers, redact_digit_runs
 from fraud_detection.storage import StorageError, Store
 
 log = logging.getLogger(__name__)
+QUARANTINE = layout.prefix(layout.QUARANTINE)
 
 
 @dataclass
@@ -198,11 +199,11 @@ def quarantine(store: Store, source_uri: str, name: str, reason: dict[str, Any])
     tag = hashlib.sha256(f"{source_uri}\n{ident}".encode()).hexdigest()[:12]
     rel = file_names.stored_name(name)
     for cand in (rel, file_names.with_tag(rel, tag)):
-        prior = _reason_of(store, f"quarantine/{cand}")
+        prior = _reason_of(store, f"{QUARANTINE}{cand}")
         if prior is not None and prior.get("source_identity") == ident and prior.get("source") == _shown(source_uri):
-            return f"quarantine/{cand}"
+            return f"{QUARANTINE}{cand}"
     key = file_names.free_key(
-        "quarantine/", rel, tag, lambda k: store.head(k) is not None or store.head(k + ".reason.json") is not None
+        QUARANTINE, rel, tag, lambda k: store.head(k) is not None or store.head(k + ".reason.json") is not None
     )
     reason = _redacted(reason)
     reason |= {"source": _shown(source_uri), "source_identity": ident}

@@ -24,9 +24,9 @@ def run(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from fraud_detection.card_history import card_history_from_settings
+    from fraud_detection.layout import HISTORY_SNAPSHOT
     from fraud_detection.settings import get_settings
     from fraud_detection.storage import store_from_settings
-    from spark_jobs.pipeline import HISTORY_SNAPSHOT
 
     settings = get_settings()
     store = store_from_settings(settings)
