@@ -35,8 +35,8 @@ LAMBDA_TOP_LEVEL = {
     "dotenv",
 }  # fmt: skip
 LAMBDA_FRAUD_DETECTION = {
-    "__init__", "contract", "file_names", "idempotency", "launcher", "logs", "runs", "settings", "sqlite_retry",
-    "storage",
+    "__init__", "contract", "file_names", "idempotency", "launcher", "layout", "logs", "runs", "settings",
+    "sqlite_retry", "storage",
 }  # fmt: skip
 GLUE_TOP_LEVEL = {"fraud_detection", "spark_jobs"}
 IMAGE_TOP_LEVEL = {"api", "fraud_detection"}

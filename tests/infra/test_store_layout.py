@@ -43,6 +43,6 @@ def test_the_template_names_the_layouts_folders_where_it_matters():
     assert notification and notification.group(1) == layout.prefix(layout.LANDING)  # intake's trigger
     lifecycle = re.findall(r"Prefix: (\S+)\s+ExpirationInDays", TEMPLATE)
     assert sorted(lifecycle) == sorted(layout.prefix(f) for f in layout.SENSITIVE)  # card numbers expire
-    encrypted = re.findall(rf"s3:::\$\{{DataBucket\}}/(\w+)/\*", TEMPLATE)
+    encrypted = re.findall(r"s3:::\$\{DataBucket\}/(\w+)/\*", TEMPLATE)
     assert set(layout.SENSITIVE) <= set(encrypted)  # the data key is required there
     assert f"/{layout.GLUE_TEMP}/" in TEMPLATE and f"/{layout.TRANSACTIONS_PATH}/" in TEMPLATE
