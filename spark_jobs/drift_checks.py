@@ -108,7 +108,7 @@ def live_drift(
 ) -> dict[str, Any]:
     """Compare prediction-log rows with a reference profile; writes the report (``plots``: one PNG per
     compared column); returns the summary."""
-    from spark_jobs import drift as D
+    from fraud_detection import drift as D
 
     ref = {k: D.Summary.from_dict(v) for k, v in profile["summaries"].items()}
     cur_data = live_arrays(rows)
@@ -199,6 +199,7 @@ def files_drift(spark, settings, store, paths: list[str]) -> dict[str, Any] | No
     from pyspark.sql import functions as F
 
     from fraud_detection import artifacts, contract
+    from fraud_detection import drift as report
     from fraud_detection.card_key import resolve_key
     from fraud_detection.features import spark_features
     from fraud_detection.layout import FEATURES_TABLE
@@ -246,5 +247,5 @@ def files_drift(spark, settings, store, paths: list[str]) -> dict[str, Any] | No
             "rows": int(rng["n"]),
         },
     }
-    key = D.write_report(store, f"{D.REPORTS}/ondemand-{_stamp()}", result, meta)
-    return D.summary_for_record(result, key, current=meta["current"])
+    key = report.write_report(store, f"{report.REPORTS}/ondemand-{_stamp()}", result, meta)
+    return report.summary_for_record(result, key, current=meta["current"])

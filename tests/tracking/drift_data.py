@@ -92,7 +92,7 @@ def live_sample(seed: int, n: int, *, shift_vector: bool = False, shift_score: b
 
 def numpy_profile(sample: LiveSample, version: str, kinds: dict[str, str], fmt: int, bins: int = 10) -> dict:
     """The reference profile build_live_profile would store, computed with numpy from a sample."""
-    from spark_jobs import drift as D
+    from fraud_detection import drift as D
 
     data = sample.columns()
     edges = D.reference_edges_numpy(data, kinds, bins)

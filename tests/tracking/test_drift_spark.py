@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraud_detection import drift as D
 from fraud_detection.features import FEATURE_KINDS, FEATURE_NAMES
 from fraud_detection.settings import Settings
 from fraud_detection.storage import LocalStore
-from spark_jobs import drift as D
+from spark_jobs import drift as SD
 from tests.tracking.conftest import make_candidate
 from tests.tracking.drift_data import SHIFTED, VECTOR_SHIFTED, generate, live_sample
 
@@ -32,7 +33,7 @@ def test_spark_summaries_equal_numpy_summaries(spark):
     data["amt"][:7] = np.nan  # missing values are left out on both paths
     sdf = spark.createDataFrame(pd.DataFrame(data))
     edges = D.reference_edges_numpy(data, FEATURE_KINDS, 10)
-    by_spark = D.summarize_spark(sdf, FEATURE_KINDS, edges)
+    by_spark = SD.summarize_spark(sdf, FEATURE_KINDS, edges)
     by_numpy = D.summarize_numpy(data, FEATURE_KINDS, edges)
     for name in FEATURE_KINDS:
         a, b = by_spark[name], by_numpy[name]
@@ -41,7 +42,7 @@ def test_spark_summaries_equal_numpy_summaries(spark):
             assert a.mean == pytest.approx(b.mean) and a.var == pytest.approx(b.var), name
     assert by_spark["amt"].n == 1500 - 7
     # Spark's approximate quantiles give edges close to numpy's
-    sp_edges = D.reference_edges_spark(sdf, {"amt": "continuous"}, 10)["amt"]
+    sp_edges = SD.reference_edges_spark(sdf, {"amt": "continuous"}, 10)["amt"]
     assert len(sp_edges) == 9 and np.allclose(sp_edges, edges["amt"], rtol=0.05)
 
 
@@ -54,7 +55,7 @@ def test_training_check_compares_champion_training_period_with_newer_rows(spark,
     new = _frame(generate(23, n=2000, shift=True), datetime(2019, 9, 1))  # after the champion's data end
     feats = spark.createDataFrame(pd.concat([ref, old_test, new], ignore_index=True))
 
-    summary = D.drift_for_run(spark, Settings(), store, feats, "run-1")
+    summary = SD.drift_for_run(spark, Settings(), store, feats, "run-1")
     assert summary["drift_found"] and set(summary["features"]) == set(SHIFTED)
     assert summary["reason"].startswith("drift found in 4 feature(s)")
     assert summary["report"] == "reports/drift/run-1/report.json"
@@ -68,13 +69,13 @@ def test_training_check_compares_champion_training_period_with_newer_rows(spark,
 
     # nothing newer than the champion's data: skipped with a note, no report
     only_old = spark.createDataFrame(pd.concat([ref, old_test], ignore_index=True))
-    skipped = D.drift_for_run(spark, Settings(), store, only_old, "run-2")
+    skipped = SD.drift_for_run(spark, Settings(), store, only_old, "run-2")
     assert not skipped["drift_found"] and "no rows after the champion's data end" in skipped["skipped"]
 
 
 def test_training_check_skips_without_a_champion(spark, tmp_path):
     feats = spark.createDataFrame(_frame(generate(1, n=50), datetime(2019, 1, 1)))
-    out = D.drift_for_run(spark, Settings(), LocalStore(tmp_path), feats, "run-x")
+    out = SD.drift_for_run(spark, Settings(), LocalStore(tmp_path), feats, "run-x")
     assert out["report"] is None and out["skipped"].startswith("no champion yet")
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from fraud_detection import drift as D
 from fraud_detection.features import FEATURE_KINDS
 from fraud_detection.settings import Settings
-from spark_jobs import drift as D
 from tests.tracking.drift_data import SHIFTED, generate
 
 SETTINGS = Settings()
