@@ -2,10 +2,10 @@
 per-transaction primitives (``features.RowOps``), and the history aggregates computed in plain Python
 over the card's few earlier transactions (sorted lists + bisect) instead of numpy masks.
 
-On the request path this is ~5x cheaper than ``features.transaction_features`` (numpy's per-call
-overhead dominates on histories of tens of rows). Same definitions and the same arithmetic (numpy's
-summation order), so values are bit-identical to the row engine's, which
-``tests/api/test_api_features.py`` checks.
+On the request path this is several times cheaper than ``features.transaction_features`` (numpy's
+per-call overhead dominates on histories of tens of rows; figures: docs/benchmarks.md, "Figures behind
+the code"). Same definitions and the same arithmetic (numpy's summation order), so values are
+bit-identical to the row engine's, which ``tests/api/test_api_features.py`` checks.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Exact, single-threaded scoring of a fitted model: the trees of a HistGradientBoosting, compiled with numba.
 
-scikit-learn's ``predict_proba`` costs ~2 ms per row (input validation, OpenMP thread start-up); the same
-trees walked by a numba-compiled loop cost microseconds and give the same scores: the same comparisons
+scikit-learn's ``predict_proba`` costs hundreds of microseconds per row (input validation, OpenMP thread
+start-up); the same trees walked by a numba-compiled loop cost microseconds (figures:
+docs/benchmarks.md, "Figures behind the code") and give the same scores: the same comparisons
 (``x <= threshold``, NaN follows ``missing_go_to_left``), the leaf values added tree by tree in the same
 order to the same baseline, the same logistic link. ``compile_model`` returns this evaluator when the
 model is a ``Pipeline`` whose only step is a binary ``HistGradientBoostingClassifier`` on numeric

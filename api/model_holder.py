@@ -325,7 +325,8 @@ def settle_heap() -> None:
     """Move what is alive now (libraries, the model) out of the garbage collector's view.
 
     The service's heap is mostly long-lived objects (scikit-learn, scipy, numba, the model): a full
-    collection walks all of them, ~100 ms here, and lands on whichever request triggered it. After
+    collection walks all of them (figures: docs/benchmarks.md, "Figures behind the code")
+    and lands on whichever request triggered it. After
     ``gc.freeze`` collections only look at objects made since, so they stay short. Called after start-up
     and after each model swap: unfreezing first lets that one full collection free the previous model.
     """

@@ -49,7 +49,8 @@ def _trans_id(txn: dict[str, Any]) -> str:
 
 class UtcClock:
     """The time as ``datetime.now(UTC).isoformat(timespec="milliseconds")`` writes it, with the date and
-    time of day formatted once per second: a prediction-log record each, 0.9-1.4 us here against 4.7 us."""
+    time of day formatted once per second: one per prediction-log record, at a fraction of datetime's cost
+    (figures: docs/benchmarks.md, "Figures behind the code")."""
 
     def __init__(self) -> None:
         self._second: tuple[int, str] = (-1, "")  # one attribute: read and replaced atomically

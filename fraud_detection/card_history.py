@@ -105,8 +105,8 @@ class SqliteCardHistory:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            # timeout=0: a lock held by another worker process is retried here in ~50 us steps, not by
-            # SQLite's busy handler, whose first sleep is a whole millisecond (a 20x latency spike).
+            # timeout=0: a lock held by another worker process is retried in short, growing steps
+            # (``retry_busy``), not by SQLite's busy handler, whose first sleep is a whole millisecond.
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
             use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -213,7 +213,7 @@ class WriteBehindHistory:
     A SQLite commit per scored transaction costs more than building its features; here appends collect
     in memory and are written together once the oldest has waited ``max_delay_s``: the service's timer
     calls ``flush_due_async``, which commits in a worker thread, so a slow commit (a WAL checkpoint,
-    another worker holding the write lock: 10-20 ms seen here) never stalls the event loop. Records
+    another worker holding the write lock) never stalls the event loop. Records
     being written stay visible ("in flight") until their commit ends. Reads merge the buffered and
     in-flight records of the card, so this process sees its own appends at once; another worker
     process sees them after the commit (``max_delay_s`` later and the commit's time). ``flush`` writes

@@ -26,9 +26,10 @@ def card_key(cc_num: str | int, key: str) -> str:
     return hashlib.sha256(f"{key}:{str(cc_num).strip()}".encode()).hexdigest()
 
 
-# A transaction id holding a run of digits as long as the published data's shortest card number (a 32-hex id
-# can: 0-9 are hex digits; about 5% of random ones do) is stored as a keyed hash: a card number hidden in
-# it never reaches the card history, the prediction log or the training snapshot. Others stay as sent.
+# A transaction id holding a run of digits as long as the published data's shortest card number (a 32-hex
+# id can: 0-9 are hex digits; about one random id in twenty does, docs/benchmarks.md, "Figures behind the
+# code") is stored as a keyed hash: a card number hidden in it never reaches the card history, the
+# prediction log or the training snapshot. Others stay as sent.
 TRANS_ID_DIGITS = 11
 _DIGIT_RUN = re.compile(f"[0-9]{{{TRANS_ID_DIGITS}}}")
 

@@ -63,8 +63,9 @@ VECTOR_DTYPE = "<f4"  # little-endian float32: ~7 significant digits, plenty for
 def encode_features(values: Sequence[float] | None) -> str | None:
     """Feature vector -> base64 text of its float32 values (160 characters for 30 features).
 
-    Written by the log's writer thread for every scored transaction, so it must be cheap: ~2 us here,
-    where formatting the numbers as JSON text took ~35 us of the interpreter lock per record.
+    Written by the log's writer thread for every scored transaction, so it must be cheap: a fraction of
+    what formatting the numbers as JSON text costs of the interpreter lock (figures:
+    docs/benchmarks.md, "Figures behind the code").
     """
     if values is None:
         return None
