@@ -49,6 +49,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._awaiting_headers = True
         self._header_bytes = 0
+        self._completed_in_read = False
         self._header_timer: asyncio.TimerHandle | None = self.loop.call_later(
             self.header_timeout_s, self._header_timeout
         )
@@ -57,10 +58,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._awaiting_headers and self._header_timer is None:  # first byte of a keep-alive request
             self._header_bytes = 0
             self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_timeout)
+        self._completed_in_read = False
         super().data_received(data)
-        # Counted after parsing: one read may carry the end of the headers and the start of the body.
-        # Until the headers complete, what is buffered is at most the cap plus one read (<= 256 KiB).
-        if self._awaiting_headers and not self.transport.is_closing():
+        # Counted after parsing: one read may carry the end of the headers and the start of the body, or a
+        # whole request (headers and a large body); a read in which a request completed is not counted, as
+        # its bytes are that request's, whatever follows it. Until the headers complete, what is buffered
+        # is at most the cap plus one read (<= 256 KiB).
+        if self._awaiting_headers and not self._completed_in_read and not self.transport.is_closing():
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes:
                 BoundedHttpToolsProtocol.closed_large_headers += 1
@@ -77,6 +81,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._awaiting_headers = True  # the next bytes start the next request (timer armed on arrival)
         self._header_bytes = 0
+        self._completed_in_read = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()

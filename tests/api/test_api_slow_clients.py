@@ -8,6 +8,7 @@ per address) so the test is quick; the defaults are in settings.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import time
@@ -99,6 +100,28 @@ def test_an_oversized_header_gets_431_and_the_connection_closes(server):
             pass
         data, closed_after = _read_until_closed(s)
     assert data.startswith(b"HTTP/1.1 431 ") and b"8192" in data and closed_after < 1.0
+
+
+def test_a_large_request_arriving_in_one_read_is_answered(server, api_key):
+    """Headers and a 60 KB batch body in one write (the server reads them in one go): the header cap counts
+    the headers, not the body; the whole request is answered, twice on one keep-alive connection."""
+    batch = json.dumps({"transactions": distinct(EXAMPLE, 150)}).encode()
+    assert len(batch) > 4 * 8192
+    headers = {"X-API-Key": api_key[0], "Content-Type": "application/json", "Content-Length": str(len(batch))}
+    with _connect(server) as s:
+        for _ in range(2):
+            s.sendall(_request("POST", "/v1/score/batch", headers, batch))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(65536)
+                assert chunk, head
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 200 "), head[:300]
+            length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))
+            body = head.split(b"\r\n\r\n", 1)[1]
+            while len(body) < length:
+                body += s.recv(65536)
+            assert len(json.loads(body)["results"]) == 150
 
 
 def test_a_keyless_call_is_refused_before_its_body_is_sent(server):
