@@ -14,7 +14,8 @@ Two backends behind one interface, chosen by settings (``kv_backend``):
   (S), sort key ``ts_id`` (S: zero-padded epoch seconds + ``#`` + transaction id), TTL ``expires_at``.
 
 Expiry. On SQLite a record expires ``ttl_days`` after its transaction's time, and what has expired
-relative to the newest transaction stored is pruned (at most every ``prune_interval_s``, after a write):
+relative to the newest transaction stored is pruned after a write, once a day of transaction time or
+``prune_interval_s`` of wall time has passed since the last prune (a fast replay prunes daily too):
 a replay or a backfill of older months keeps the window and nothing older, as live traffic does. On
 DynamoDB the TTL attribute is compared with the clock, so an item expires ``ttl_days`` after the later
 of its transaction's time and its writing (a backfill is not deleted on arrival); reads filter by the
@@ -43,6 +44,7 @@ from fraud_detection.sqlite_retry import retry_busy, use_wal
 log = logging.getLogger(__name__)
 
 Record = tuple[int, float, int]  # (epoch seconds, amount, category index)
+PRUNE_EVERY_DATA_S = 86_400  # prune when the stored transactions' time has moved on a day
 Keyed = tuple[int, str]  # (epoch seconds, transaction id): a stored transaction's identity
 T = TypeVar("T")
 R = TypeVar("R")
@@ -98,6 +100,7 @@ class SqliteCardHistory:
         self._lock = threading.Lock()
         self._newest_ts: int | None = None  # of the transactions this process stored
         self._pruned_at = float("-inf")
+        self._pruned_ts: int | None = None  # the newest transaction time at the last prune
         conn = self._conn()
         retry_busy(lambda: conn.execute(self._DDL))
         retry_busy(lambda: conn.execute(self._INDEX))
@@ -180,9 +183,11 @@ class SqliteCardHistory:
         self._stored(max(r[1] for r in rows))
 
     def _stored(self, ts: int) -> None:
-        """Note the newest transaction time stored; prune if the last prune is ``prune_interval_s`` old."""
+        """Note the newest transaction time stored; prune if the last prune is a day of transaction time
+        or ``prune_interval_s`` of wall time old."""
         self._newest_ts = ts if self._newest_ts is None else max(self._newest_ts, ts)
-        if time.monotonic() - self._pruned_at >= self.prune_interval_s:
+        data_day = self._pruned_ts is not None and self._newest_ts - self._pruned_ts >= PRUNE_EVERY_DATA_S
+        if data_day or time.monotonic() - self._pruned_at >= self.prune_interval_s:
             self.prune()
 
     def prune(self, now_ts: int | None = None) -> int:
@@ -192,6 +197,7 @@ class SqliteCardHistory:
         now = self._newest_ts if now_ts is None else now_ts
         if now is None:
             return 0
+        self._pruned_ts = now
         conn = self._conn()
         cur = retry_busy(lambda: conn.execute("DELETE FROM card_history WHERE expires_at < ?", (now,)))
         if cur.rowcount:

@@ -137,13 +137,14 @@ def test_a_replay_keeps_the_window_by_transaction_time_and_nothing_older(tmp_pat
     h.close()
 
 
-def test_pruning_waits_for_its_interval_and_forgets_nothing_in_the_window(tmp_path):
+def test_pruning_runs_once_a_day_of_transaction_time_or_after_its_interval(tmp_path):
     path = tmp_path / "h.sqlite"
     day = 86_400
     inner = SqliteCardHistory(path, ttl_days=35, prune_interval_s=3600)
-    inner.append_many([("c1", "old", (T0, 1.0, 0))])  # the first write prunes (nothing to prune yet)
-    inner.append_many([("c1", "new", (T0 + 40 * day, 2.0, 0))])  # within the interval: no prune
-    assert [t for _, _, t, _ in _stored(path)] == ["old", "new"]
-    assert inner.prune() == 1  # expired 35 days after its time, relative to the newest stored
-    assert [t for _, _, t, _ in _stored(path)] == ["new"]
+    inner.append_many([("c1", "new", (T0 + 40 * day, 1.0, 0))])  # the first write prunes: pruned at T0 + 40d
+    inner.append_many([("c1", "stale", (T0, 2.0, 0))])  # expired, but the data's clock has not moved a day
+    assert [t for _, _, t, _ in _stored(path)] == ["stale", "new"]
+    inner.append_many([("c1", "next", (T0 + 41 * day, 3.0, 0))])  # a day on: pruned
+    assert [t for _, _, t, _ in _stored(path)] == ["new", "next"]
+    assert inner.prune() == 0  # an explicit prune finds nothing more in the window's past
     inner.close()
